@@ -1,0 +1,68 @@
+import Foundation
+
+/// The audit event names of the API contract.
+public enum AuditEventName: String, Sendable, Codable, CaseIterable {
+    case userRegistered = "USER_REGISTERED"
+    case authLogin = "AUTH_LOGIN"
+    case authLoginFailed = "AUTH_LOGIN_FAILED"
+    case authRefresh = "AUTH_REFRESH"
+    case authLogout = "AUTH_LOGOUT"
+    case tokenReuseDetected = "TOKEN_REUSE_DETECTED"
+    case passwordChanged = "PASSWORD_CHANGED"
+    case accountDeactivated = "ACCOUNT_DEACTIVATED"
+    case accountActivated = "ACCOUNT_ACTIVATED"
+    case revokeUsers = "REVOKE_USERS"
+    case revokeAll = "REVOKE_ALL"
+    case unrevoke = "UNREVOKE"
+    case tokenRevoked = "TOKEN_REVOKED"
+}
+
+/// One audit row, written in the same transaction as the change it records.
+public struct AuditRecord: Sendable, Equatable {
+    public var id: Int64?
+    public var at: Date
+    public var event: AuditEventName
+    public var actorId: UUID?
+    public var subjectId: UUID?
+    public var sessionId: UUID?
+    public var terminalId: String?
+    public var ip: String?
+    public var userAgent: String?
+    public var details: [String: String]
+
+    public init(
+        id: Int64? = nil, at: Date, event: AuditEventName, actorId: UUID? = nil, subjectId: UUID? = nil, sessionId: UUID? = nil,
+        origin: RequestOrigin = RequestOrigin(), details: [String: String] = [:]
+    ) {
+        self.id = id
+        self.at = at
+        self.event = event
+        self.actorId = actorId
+        self.subjectId = subjectId
+        self.sessionId = sessionId
+        self.terminalId = origin.terminalId
+        self.ip = origin.ip
+        self.userAgent = origin.userAgent
+        self.details = details
+    }
+}
+
+/// Filters for reading the audit log, newest first.
+public struct AuditQuery: Sendable {
+    public var userId: UUID?
+    public var event: AuditEventName?
+    public var since: Date?
+    public var until: Date?
+    /// Only rows with an id below this one (the paging cursor).
+    public var beforeId: Int64?
+    public var limit: Int
+
+    public init(userId: UUID? = nil, event: AuditEventName? = nil, since: Date? = nil, until: Date? = nil, beforeId: Int64? = nil, limit: Int = 50) {
+        self.userId = userId
+        self.event = event
+        self.since = since
+        self.until = until
+        self.beforeId = beforeId
+        self.limit = limit
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+
+/// The account and session rules: registration, sign-in, refresh, and checking a bearer token.
+///
+/// Revocations live in `AuthService+Revocation.swift`. Every write goes through the ``AuthStore`` in one
+/// transaction; every revocation is applied to the local ``RevocationIndex`` before the call returns.
+public struct AuthService: Sendable {
+    public let store: any AuthStore
+    public let index: RevocationIndex
+    public let hasher: any PasswordHasher
+    public let settings: TokenSettings
+    public let clock: any WallClock
+    public let throttle: LoginThrottle
+    let signer: AccessTokenSigner
+    let verifier: AccessTokenVerifier
+    /// A hash of a random password at the same cost, checked when the email is unknown so both cases cost the same.
+    let decoyHash: String
+    let logger: Logger
+
+    /// Builds the service; hashes a decoy password once, which takes one bcrypt round.
+    public init(
+        store: any AuthStore, index: RevocationIndex, hasher: any PasswordHasher, key: SigningKey, settings: TokenSettings,
+        clock: any WallClock = SystemWallClock(), throttle: LoginThrottle = LoginThrottle(), logger: Logger = Logger(label: "tessera.auth")
+    ) async throws {
+        self.store = store
+        self.index = index
+        self.hasher = hasher
+        self.settings = settings
+        self.clock = clock
+        self.throttle = throttle
+        self.signer = AccessTokenSigner(key: key, settings: settings)
+        self.verifier = AccessTokenVerifier(key: key, settings: settings)
+        self.decoyHash = try await hasher.hash(OpaqueToken.generate())
+        self.logger = logger
+    }
+
+    // MARK: Accounts
+
+    /// Creates an account after checking the email and password rules.
+    public func register(email: String, password: String, role: Role = .user, actorId: UUID? = nil, origin: RequestOrigin) async throws -> User {
+        let email = try Credentials.validate(email: email)
+        try Credentials.validate(password: password)
+        let now = self.clock.now()
+        let newUser = NewUser(
+            email: email,
+            normalizedEmail: Credentials.normalize(email: email),
+            passwordHash: try await self.hasher.hash(password),
+            role: role,
+            createdAt: now
+        )
+        let audit = AuditRecord(
+            at: now, event: .userRegistered, actorId: actorId ?? newUser.id, subjectId: newUser.id, origin: origin,
+            details: ["role": role.rawValue]
+        )
+        let user = try await self.store.createUser(newUser, audit: audit)
+        self.logger.info("user registered", metadata: ["user": "\(user.id)"])
+        return user
+    }
+
+    /// The account of a verified token.
+    public func me(_ caller: VerifiedAccessToken) async throws -> User {
+        guard let user = try await self.store.user(id: caller.userId) else { throw AuthError.userNotFound }
+        return user
+    }
+
+    // MARK: Sign-in and refresh
+
+    /// Signs in: checks the throttle, the password (in constant cost whether or not the email exists) and the
+    /// account's state, then opens a session and issues a token pair.
+    public func login(email: String, password: String, origin: RequestOrigin) async throws -> TokenPair {
+        let normalized = Credentials.normalize(email: email)
+        let now = self.clock.now()
+        try self.throttle.check(normalized, now: now)
+
+        let credentials = try await self.store.credentials(normalizedEmail: normalized)
+        let passwordMatches = try await self.hasher.verify(password, against: credentials?.passwordHash ?? self.decoyHash)
+        guard let credentials, passwordMatches else {
+            self.throttle.recordFailure(normalized, now: now)
+            try await self.store.recordAudit(
+                AuditRecord(
+                    at: now, event: .authLoginFailed, subjectId: credentials?.user.id, origin: origin,
+                    details: ["reason": credentials == nil ? "unknown_email" : "wrong_password", "email": normalized]
+                )
+            )
+            throw AuthError.invalidCredentials
+        }
+        guard credentials.user.isActive else {
+            try await self.store.recordAudit(
+                AuditRecord(
+                    at: now, event: .authLoginFailed, subjectId: credentials.user.id, origin: origin,
+                    details: ["reason": "account_inactive", "email": normalized]
+                )
+            )
+            throw AuthError.accountInactive
+        }
+        self.throttle.reset(normalized)
+
+        let refreshToken = OpaqueToken.generate()
+        let session = NewSession(
+            userId: credentials.user.id,
+            refreshTokenHash: OpaqueToken.hash(refreshToken),
+            createdAt: now,
+            expiresAt: now.addingTimeInterval(self.settings.refreshTokenTTL.timeInterval),
+            origin: origin
+        )
+        let audit = AuditRecord(
+            at: now, event: .authLogin, actorId: credentials.user.id, subjectId: credentials.user.id, sessionId: session.id, origin: origin,
+            details: origin.deviceName.map { ["deviceName": $0] } ?? [:]
+        )
+        let grant = try await self.store.openSession(session, audit: audit)
+        self.logger.info("signed in", metadata: ["user": "\(grant.user.id)", "session": "\(grant.session.id)"])
+        return try await self.issuePair(for: grant, refreshToken: refreshToken, now: now)
+    }
+
+    /// Spends a refresh token for a new pair. A token presented a second time is theft: its whole session is
+    /// revoked and audited, and the call fails like any invalid token.
+    public func refresh(refreshToken: String, origin: RequestOrigin) async throws -> TokenPair {
+        guard OpaqueToken.isWellFormed(refreshToken) else { throw AuthError.invalidRefreshToken }
+        let now = self.clock.now()
+        let successor = OpaqueToken.generate()
+        let rotation = RefreshRotation(
+            presentedHash: OpaqueToken.hash(refreshToken),
+            successorHash: OpaqueToken.hash(successor),
+            now: now,
+            origin: origin,
+            reuseRevocationUntil: self.settings.accessTokensIssued(before: now)
+        )
+        switch try await self.store.rotateRefreshToken(rotation) {
+        case .rotated(let grant):
+            let session = grant.session
+            guard self.index.isSessionAccepted(sessionId: session.id, userId: session.userId, version: session.tokenVersion, epoch: session.epoch)
+            else { throw AuthError.invalidRefreshToken }
+            return try await self.issuePair(for: grant, refreshToken: successor, now: now)
+        case .reused(let outcome):
+            self.index.apply(outcome.entries, now: now)
+            self.logger.warning("refresh token reuse: session revoked", metadata: ["seq": "\(outcome.entries.map(\.seq))"])
+            throw AuthError.invalidRefreshToken
+        case .invalid:
+            throw AuthError.invalidRefreshToken
+        }
+    }
+
+    func issuePair(for grant: SessionGrant, refreshToken: String, now: Date) async throws -> TokenPair {
+        let (accessToken, claims) = try await self.signer.sign(user: grant.user, session: grant.session, now: now)
+        return TokenPair(
+            accessToken: accessToken,
+            refreshToken: refreshToken,
+            expiresIn: Int(self.settings.accessTokenTTL.components.seconds),
+            sessionId: grant.session.id,
+            user: grant.user,
+            claims: claims
+        )
+    }
+
+    // MARK: Checking a bearer token
+
+    /// Verifies an access token and checks it against the revocation index; fails closed when the index is stale.
+    public func authenticate(accessToken: String) async throws(AuthError) -> VerifiedAccessToken {
+        guard self.index.isCurrent() else { throw .revocationIndexStale }
+        let token = try await self.verifier.verify(accessToken, now: self.clock.now())
+        guard !self.index.isRevoked(token) else { throw .tokenRevoked }
+        return token
+    }
+
+    /// The caller's live sessions, newest activity first.
+    public func sessions(of caller: VerifiedAccessToken) async throws -> [Session] {
+        try await self.store.liveSessions(userId: caller.userId, now: self.clock.now())
+    }
+}

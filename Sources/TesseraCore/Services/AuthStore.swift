@@ -1,0 +1,115 @@
+import Foundation
+
+/// Durable storage for accounts, sessions, the revocation log and the audit trail.
+///
+/// Every method is one transaction: the state change, its revocation rows and its audit rows commit together or
+/// not at all. SQLite and PostgreSQL implement it in `TesseraStore`.
+public protocol AuthStore: Sendable {
+    /// Creates an account; throws ``AuthError/emailTaken`` when the normalized email exists.
+    func createUser(_ user: NewUser, audit: AuditRecord) async throws -> User
+    /// The account with this id.
+    func user(id: UUID) async throws -> User?
+    /// The account with this normalized email and its password hash.
+    func credentials(normalizedEmail: String) async throws -> UserCredentials?
+    /// Replaces the password hash (no revocation; see ``revoke(_:)`` for that).
+    func setPasswordHash(userId: UUID, hash: String) async throws
+
+    /// Opens a session at the user's current token version and the current epoch.
+    func openSession(_ session: NewSession, audit: AuditRecord) async throws -> SessionGrant
+    /// Spends a refresh token and stores its successor; a spent token presented again revokes its session.
+    func rotateRefreshToken(_ rotation: RefreshRotation) async throws -> RefreshOutcome
+    /// The user's live sessions: not invalidated, not expired, not cut off by a subject or global revocation.
+    func liveSessions(userId: UUID, now: Date) async throws -> [Session]
+
+    /// Appends revocation rows with their state changes and audit rows; returns the rows with their `seq`.
+    func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome
+    /// Log rows with `seq` above the cursor, oldest first.
+    func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry]
+
+    /// Appends an audit row on its own (for events with no state change, such as a failed sign-in).
+    func recordAudit(_ record: AuditRecord) async throws
+    /// Audit rows matching the query, newest first.
+    func auditEvents(_ query: AuditQuery) async throws -> [AuditRecord]
+
+    /// Whether the database answers.
+    func ping() async throws
+}
+
+/// One refresh: the presented token's hash and its successor's.
+public struct RefreshRotation: Sendable {
+    public var presentedHash: String
+    public var successorHash: String
+    public var now: Date
+    public var origin: RequestOrigin
+    /// Where a reuse revocation's session entry may be dropped from the index.
+    public var reuseRevocationUntil: Date
+
+    public init(presentedHash: String, successorHash: String, now: Date, origin: RequestOrigin, reuseRevocationUntil: Date) {
+        self.presentedHash = presentedHash
+        self.successorHash = successorHash
+        self.now = now
+        self.origin = origin
+        self.reuseRevocationUntil = reuseRevocationUntil
+    }
+}
+
+/// What came of presenting a refresh token.
+public enum RefreshOutcome: Sendable {
+    /// The token was live; its successor is stored.
+    case rotated(SessionGrant)
+    /// The token had been spent before: theft. Its session is revoked by these rows.
+    case reused(RevocationOutcome)
+    /// Unknown token, or its session is no longer live.
+    case invalid
+}
+
+/// What to revoke, by whom and why, with the state changes that go with it in the same transaction.
+public struct RevocationRequest: Sendable {
+    /// The thing taken back.
+    public enum Target: Sendable, Equatable {
+        /// One session; `until` bounds how long its index entry is kept.
+        case session(UUID, until: Date)
+        /// Every token of each of these users.
+        case subjects([UUID])
+        /// Every token of every user.
+        case global
+    }
+
+    public var target: Target
+    public var actorId: UUID?
+    public var reason: String?
+    public var at: Date
+    public var audit: [AuditRecord]
+    /// For a subject revocation: a new password hash stored in the same transaction.
+    public var newPasswordHash: String?
+    /// For a subject revocation: set the account inactive in the same transaction.
+    public var deactivate: Bool
+    /// Re-key this session after the revocation (logout-others, password change): it moves to the new token
+    /// version and epoch and gets this refresh token hash, so the caller keeps one device signed in.
+    public var reissue: (sessionId: UUID, refreshTokenHash: String)?
+
+    public init(
+        target: Target, actorId: UUID?, reason: String?, at: Date, audit: [AuditRecord], newPasswordHash: String? = nil,
+        deactivate: Bool = false, reissue: (sessionId: UUID, refreshTokenHash: String)? = nil
+    ) {
+        self.target = target
+        self.actorId = actorId
+        self.reason = reason
+        self.at = at
+        self.audit = audit
+        self.newPasswordHash = newPasswordHash
+        self.deactivate = deactivate
+        self.reissue = reissue
+    }
+}
+
+/// The rows a revocation appended, and the re-keyed session if one was asked for.
+public struct RevocationOutcome: Sendable {
+    public var entries: [RevocationEntry]
+    public var reissued: SessionGrant?
+
+    public init(entries: [RevocationEntry], reissued: SessionGrant? = nil) {
+        self.entries = entries
+        self.reissued = reissued
+    }
+}

@@ -1,0 +1,32 @@
+/// Every way an account, session or token operation can be refused. The server maps each case once to an HTTP
+/// status and a stable problem `code`; the CLI to one line on stderr.
+public enum AuthError: Error, Equatable, Sendable {
+    /// Unknown email or wrong password; the two are never told apart.
+    case invalidCredentials
+    /// The account exists and the password is right, but it is deactivated.
+    case accountInactive
+    /// Too many failed sign-ins for this account recently.
+    case tooManyAttempts(retryAfterSeconds: Int)
+    /// Registration with an email that already has an account.
+    case emailTaken
+    /// Not an email address.
+    case invalidEmail
+    /// A password that does not meet the rules; the text says which.
+    case weakPassword(String)
+    /// A refresh token that is unknown, spent, expired or whose session was revoked.
+    case invalidRefreshToken
+    /// An access token that failed verification; the reason is for debug logs only, never for the client.
+    case invalidToken(reason: String)
+    /// A well-formed access token that was revoked.
+    case tokenRevoked
+    /// No such session among the caller's live sessions.
+    case sessionNotFound
+    /// No such user.
+    case userNotFound
+    /// The caller's token is valid but lacks the role for this.
+    case forbidden
+    /// The revocation index has not heard from the log within its bound: fail closed.
+    case revocationIndexStale
+    /// A signing secret shorter than the minimum.
+    case weakSecret(minimumBytes: Int)
+}

@@ -1,0 +1,25 @@
+import Foundation
+
+/// An access token whose signature, algorithm, type, issuer, audience and times have been checked,
+/// with its claims parsed into their types. Whether it was revoked is the ``RevocationIndex``'s answer.
+public struct VerifiedAccessToken: Sendable, Equatable {
+    public var userId: UUID
+    public var sessionId: UUID
+    public var jti: UUID
+    public var role: Role
+    public var version: Int64
+    public var epoch: Int64
+    public var issuedAt: Date
+    public var expiresAt: Date
+
+    public init(userId: UUID, sessionId: UUID, jti: UUID, role: Role, version: Int64, epoch: Int64, issuedAt: Date, expiresAt: Date) {
+        self.userId = userId
+        self.sessionId = sessionId
+        self.jti = jti
+        self.role = role
+        self.version = version
+        self.epoch = epoch
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+}

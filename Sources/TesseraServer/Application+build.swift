@@ -1,0 +1,75 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TesseraCore
+import TesseraStore
+
+/// What ``buildApplication(configuration:logger:)`` hands back besides the app, for tests and the CLI.
+public struct TesseraServices: Sendable {
+    public let auth: AuthService
+    public let follower: RevocationLogFollower
+
+    /// Closes the database connections.
+    public func close() async {
+        if let store = self.auth.store as? SQLAuthStore { await store.database.close() }
+    }
+}
+
+/// Opens the store, loads the revocation index, and builds the services every front end (server, CLI) shares.
+public func buildServices(configuration: Configuration, logger: Logger) async throws -> TesseraServices {
+    let store = try await StoreFactory.open(configuration.database, logger: logger)
+    let secret = try SecretResolver.resolve(configuration, logger: logger)
+    let index = RevocationIndex(stalenessBound: configuration.stalenessBound)
+    let auth = try await AuthService(
+        store: store,
+        index: index,
+        hasher: BcryptPasswordHasher(cost: configuration.bcryptCost),
+        key: try await SigningKey(secret: secret),
+        settings: configuration.tokens,
+        logger: logger
+    )
+    let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
+    // The whole log is applied before the first request is answered.
+    try await follower.catchUp()
+    return TesseraServices(auth: auth, follower: follower)
+}
+
+/// Builds the router with every route of the API contract.
+public func buildRouter(auth: AuthService) -> Router<TesseraRequestContext> {
+    let router = Router(context: TesseraRequestContext.self)
+    router.add(middleware: ProblemMiddleware())
+    HealthController(auth: auth).addRoutes(to: router)
+    let api = router.group("api")
+    let protectedAPI = router.group("api").add(middleware: AuthenticationMiddleware(auth: auth))
+    AuthController(auth: auth).addRoutes(open: api.group("auth"), protected: protectedAPI.group("auth"))
+    MeController(auth: auth).addRoutes(to: protectedAPI)
+    router.addMethodNotAllowedFallbacks()
+    return router
+}
+
+/// Builds the whole service: store, index and its follower, router and HTTP server, as one application whose
+/// services shut down gracefully together.
+public func buildApplication(configuration: Configuration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
+    var logger = logger ?? Logger(label: "tessera")
+    logger.logLevel = configuration.logLevel
+    let services = try await buildServices(configuration: configuration, logger: logger)
+    var app = Application(
+        router: buildRouter(auth: services.auth),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
+        logger: logger
+    )
+    app.addServices(services.follower)
+    app.addServices(StoreCloser(services: services))
+    logger.info("tessera ready", metadata: ["database": "\(configuration.database)", "mode": "\(configuration.mode.rawValue)"])
+    return app
+}
+
+/// Closes the database when the service group shuts down.
+struct StoreCloser: Service {
+    let services: TesseraServices
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await self.services.close()
+    }
+}

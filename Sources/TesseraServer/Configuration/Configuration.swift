@@ -1,0 +1,139 @@
+import Foundation
+import Logging
+import TesseraCore
+import TesseraStore
+
+/// Everything the service is told at start, from environment variables and `serve` flags, validated once.
+public struct Configuration: Sendable {
+    /// `development` (the default) or `production` (strict checks).
+    public enum Mode: String, Sendable {
+        case development
+        case production
+    }
+
+    public var host: String
+    public var port: Int
+    public var database: DatabaseURL
+    /// The HS256 secret; nil means "development: use or create the one kept beside the database".
+    public var jwtSecret: String?
+    public var tokens: TokenSettings
+    public var apiTokenExpiryDays: Int
+    public var mode: Mode
+    public var bcryptCost: UInt8
+    public var logLevel: Logger.Level
+    /// How often the log follower polls the revocation log.
+    public var followInterval: Duration
+    /// How long the index may go without reading the log before protected routes answer 503.
+    public var stalenessBound: Duration
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, database: DatabaseURL = .default, jwtSecret: String? = nil,
+        tokens: TokenSettings = TokenSettings(), apiTokenExpiryDays: Int = 10, mode: Mode = .development, bcryptCost: UInt8 = 12,
+        logLevel: Logger.Level = .info, followInterval: Duration = .milliseconds(200), stalenessBound: Duration = .seconds(5)
+    ) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.jwtSecret = jwtSecret
+        self.tokens = tokens
+        self.apiTokenExpiryDays = apiTokenExpiryDays
+        self.mode = mode
+        self.bcryptCost = bcryptCost
+        self.logLevel = logLevel
+        self.followInterval = followInterval
+        self.stalenessBound = stalenessBound
+    }
+
+    /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `TESSERA_ENV`, `BCRYPT_COST`, `LOG_LEVEL`).
+    /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            return raw
+        }
+        var configuration = Configuration()
+        if let mode = value("TESSERA_ENV") {
+            guard let parsed = Mode(rawValue: mode.lowercased()) else {
+                throw ConfigurationError("TESSERA_ENV must be 'development' or 'production', not '\(mode)'")
+            }
+            configuration.mode = parsed
+        }
+        if let host = value("TESSERA_HOST") { configuration.host = host }
+        if let port = value("TESSERA_PORT") { configuration.port = try parsePort(port, name: "TESSERA_PORT") }
+        if let url = value("DATABASE_URL") {
+            do { configuration.database = try DatabaseURL(parsing: url) } catch { throw ConfigurationError("\(error)") }
+        }
+        configuration.jwtSecret = environment["JWT_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        if let issuer = value("JWT_ISSUER") { configuration.tokens.issuer = issuer }
+        if let audience = value("JWT_AUDIENCE") { configuration.tokens.audience = audience }
+        if let ttl = value("ACCESS_TOKEN_TTL") { configuration.tokens.accessTokenTTL = try parseDuration(ttl, name: "ACCESS_TOKEN_TTL") }
+        if let ttl = value("REFRESH_TOKEN_TTL") { configuration.tokens.refreshTokenTTL = try parseDuration(ttl, name: "REFRESH_TOKEN_TTL") }
+        if let days = value("TOKEN_EXPIRY_DAYS") {
+            guard let parsed = Int(days), parsed > 0, parsed <= 3650 else {
+                throw ConfigurationError("TOKEN_EXPIRY_DAYS must be a whole number of days from 1 to 3650, not '\(days)'")
+            }
+            configuration.apiTokenExpiryDays = parsed
+        }
+        if let cost = value("BCRYPT_COST") {
+            guard let parsed = UInt8(cost), (4...31).contains(parsed) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 31, not '\(cost)'") }
+            configuration.bcryptCost = parsed
+        }
+        if let level = value("LOG_LEVEL") {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw ConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            configuration.logLevel = parsed
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Checks the rules that hold whatever the source: lifetimes in range, secret length, production strictness.
+    public func validate() throws {
+        if self.tokens.accessTokenTTL < .seconds(10) || self.tokens.accessTokenTTL > .seconds(86_400) {
+            throw ConfigurationError("ACCESS_TOKEN_TTL must be between 10 seconds and 1 day")
+        }
+        if self.tokens.refreshTokenTTL < self.tokens.accessTokenTTL {
+            throw ConfigurationError("REFRESH_TOKEN_TTL must not be shorter than ACCESS_TOKEN_TTL")
+        }
+        if let secret = self.jwtSecret, secret.utf8.count < SigningKey.minimumSecretLength {
+            throw ConfigurationError("JWT_SECRET must be at least \(SigningKey.minimumSecretLength) bytes; it has \(secret.utf8.count)")
+        }
+        if self.mode == .production {
+            if self.jwtSecret == nil {
+                throw ConfigurationError("JWT_SECRET is not set; TESSERA_ENV=production refuses to start without one (at least 32 random bytes)")
+            }
+            if self.bcryptCost < BcryptPasswordHasher.minimumProductionCost {
+                throw ConfigurationError("BCRYPT_COST must be at least \(BcryptPasswordHasher.minimumProductionCost) in production")
+            }
+        }
+    }
+
+    /// Parses `900`, `45s`, `15m`, `1h`, `30d` into a duration.
+    public static func parseDuration(_ text: String, name: String) throws -> Duration {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Int64)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+        var multiplier: Int64 = 1
+        var digits = Substring(trimmed)
+        if let (suffix, factor) = units.first(where: { trimmed.hasSuffix($0.0) }) {
+            multiplier = factor
+            digits = digits.dropLast(suffix.count)
+        }
+        guard let amount = Int64(digits), amount > 0, amount <= 10 * 365 * 86_400 / multiplier else {
+            throw ConfigurationError("\(name) must be a positive duration such as 900, 15m, 1h or 30d, not '\(text)'")
+        }
+        return .seconds(amount * multiplier)
+    }
+
+    static func parsePort(_ text: String, name: String) throws -> Int {
+        guard let port = Int(text), (0...65_535).contains(port) else { throw ConfigurationError("\(name) must be a port from 0 to 65535, not '\(text)'") }
+        return port
+    }
+}
+
+/// A setting that cannot be used, with a message that says which and why.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,37 @@
+import Hummingbird
+import TesseraCore
+
+/// `/api/me` and `/api/v1/ping-auth`: the caller's account, password change, and a cheap authenticated probe.
+struct MeController {
+    typealias Context = TesseraRequestContext
+    let auth: AuthService
+
+    struct PasswordChangeRequest: Decodable {
+        var currentPassword: String
+        var newPassword: String
+    }
+
+    /// Adds routes to a group behind ``AuthenticationMiddleware`` rooted at `/api`.
+    func addRoutes(to protected: RouterGroup<Context>) {
+        protected.get("me", use: self.me)
+        protected.post("me/password", use: self.changePassword)
+        protected.get("v1/ping-auth", use: self.ping)
+    }
+
+    @Sendable func me(request: Request, context: Context) async throws -> UserResponse {
+        UserResponse(try await self.auth.me(try context.requireIdentity()))
+    }
+
+    @Sendable func changePassword(request: Request, context: Context) async throws -> TokenPairResponse {
+        let body = try await request.decodeJSON(as: PasswordChangeRequest.self, context: context)
+        let pair = try await self.auth.changePassword(
+            try context.requireIdentity(), currentPassword: body.currentPassword, newPassword: body.newPassword,
+            origin: request.origin(context: context)
+        )
+        return TokenPairResponse(pair)
+    }
+
+    @Sendable func ping(request: Request, context: Context) async throws -> PingResponse {
+        PingResponse(ok: true, userId: try context.requireIdentity().userId.uuidString.lowercased())
+    }
+}

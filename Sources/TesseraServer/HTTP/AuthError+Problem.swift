@@ -1,0 +1,45 @@
+import Hummingbird
+import TesseraCore
+
+/// The one place where Core's refusals become HTTP answers.
+extension AuthError {
+    var problem: ProblemError {
+        switch self {
+        case .invalidCredentials:
+            ProblemError(.unauthorized, code: "invalid_credentials", detail: "The email or password is wrong.")
+        case .accountInactive:
+            ProblemError(.forbidden, code: "account_inactive", detail: "This account is deactivated.")
+        case .tooManyAttempts(let retryAfter):
+            ProblemError(
+                .tooManyRequests, code: "too_many_attempts", detail: "Too many failed sign-ins; try again in \(retryAfter) seconds.",
+                headers: [.retryAfter: "\(retryAfter)"]
+            )
+        case .emailTaken:
+            ProblemError(.conflict, code: "email_taken", detail: "An account with this email exists.")
+        case .invalidEmail:
+            ProblemError(.unprocessableContent, code: "invalid_email", detail: "This is not an email address.")
+        case .weakPassword(let why):
+            ProblemError(.unprocessableContent, code: "weak_password", detail: "The password is too weak: \(why).")
+        case .invalidRefreshToken:
+            ProblemError(.unauthorized, code: "invalid_refresh_token", detail: "The refresh token is not valid.")
+        case .invalidToken:
+            ProblemError.unauthorized(code: "invalid_token", detail: "The access token is missing, malformed, expired or not ours.")
+        case .tokenRevoked:
+            ProblemError.unauthorized(code: "token_revoked", detail: "The access token was revoked.")
+        case .sessionNotFound:
+            ProblemError(.notFound, code: "session_not_found", detail: "No such session among yours.")
+        case .userNotFound:
+            ProblemError(.notFound, code: "user_not_found", detail: "No such user.")
+        case .forbidden:
+            ProblemError(.forbidden, code: "forbidden", detail: "This needs the admin role.")
+        case .revocationIndexStale:
+            ProblemError(
+                .serviceUnavailable, code: "revocation_index_stale",
+                detail: "Revocations cannot be checked right now; refusing rather than admitting revoked tokens.",
+                headers: [.retryAfter: "1"]
+            )
+        case .weakSecret(let minimum):
+            ProblemError(.internalServerError, code: "misconfigured", detail: "The signing secret is shorter than \(minimum) bytes.")
+        }
+    }
+}

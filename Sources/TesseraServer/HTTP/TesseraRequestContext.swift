@@ -1,0 +1,39 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import TesseraCore
+
+/// The request context of every route: the verified caller (set by ``AuthenticationMiddleware`` only) and the
+/// peer address.
+public struct TesseraRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The verified, unrevoked access token of the caller; nil on public routes.
+    public var identity: VerifiedAccessToken?
+    /// The peer's IP address, when the transport knows it.
+    public let remoteIP: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.identity = nil
+        self.remoteIP = source.channel.remoteAddress?.ipAddress
+    }
+
+    /// JSON bodies are small; anything larger is refused with 413 before it is read whole.
+    public var maxUploadSize: Int { 64 * 1024 }
+
+    /// Answers are JSON with slashes left as they are (user agents, media types).
+    public var responseEncoder: JSONEncoder { Self.encoder }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return encoder
+    }()
+
+    /// The caller, on routes behind ``AuthenticationMiddleware``.
+    public func requireIdentity() throws -> VerifiedAccessToken {
+        guard let identity else { throw AuthError.invalidToken(reason: "route reached without authentication") }
+        return identity
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Hummingbird
+import TesseraCore
+
+/// ISO 8601 UTC with seconds, as the API shows every time.
+func iso8601(_ date: Date) -> String {
+    date.formatted(.iso8601)
+}
+
+/// `{"id", "email", "role", "isActive", "createdAt"}`.
+struct UserResponse: ResponseEncodable {
+    var id: String
+    var email: String
+    var role: String
+    var isActive: Bool
+    var createdAt: String
+
+    init(_ user: User) {
+        self.id = user.id.uuidString.lowercased()
+        self.email = user.email
+        self.role = user.role.rawValue
+        self.isActive = user.isActive
+        self.createdAt = iso8601(user.createdAt)
+    }
+}
+
+/// `{"user"}`, the answer to registration.
+struct RegisteredResponse: ResponseEncodable {
+    var user: UserResponse
+}
+
+/// The token pair of API.md.
+struct TokenPairResponse: ResponseEncodable {
+    var accessToken: String
+    var refreshToken: String
+    var tokenType: String
+    var expiresIn: Int
+    var sessionId: String
+    var user: UserResponse
+
+    init(_ pair: TokenPair) {
+        self.accessToken = pair.accessToken
+        self.refreshToken = pair.refreshToken
+        self.tokenType = pair.tokenType
+        self.expiresIn = pair.expiresIn
+        self.sessionId = pair.sessionId.uuidString.lowercased()
+        self.user = UserResponse(pair.user)
+    }
+}
+
+/// One live session in the sessions list.
+struct SessionResponse: Encodable {
+    var id: String
+    var createdAt: String
+    var lastSeenAt: String
+    var expiresAt: String
+    var ip: String?
+    var userAgent: String?
+    var deviceName: String?
+    var current: Bool
+
+    init(_ session: Session, current: Bool) {
+        self.id = session.id.uuidString.lowercased()
+        self.createdAt = iso8601(session.createdAt)
+        self.lastSeenAt = iso8601(session.lastSeenAt)
+        self.expiresAt = iso8601(session.expiresAt)
+        self.ip = session.ip
+        self.userAgent = session.userAgent
+        self.deviceName = session.deviceName
+        self.current = current
+    }
+}
+
+/// `{"sessions": [...]}`.
+struct SessionListResponse: ResponseEncodable {
+    var sessions: [SessionResponse]
+}
+
+/// `{"ok": true, "userId"}`.
+struct PingResponse: ResponseEncodable {
+    var ok: Bool
+    var userId: String
+}
+
+/// `/health` and `/ready`.
+struct StatusResponse: ResponseEncodable {
+    var status: String
+    var checks: [String: String]?
+}

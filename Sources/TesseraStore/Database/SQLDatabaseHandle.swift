@@ -1,0 +1,18 @@
+import SQLKit
+
+/// Which SQL the schema is written in where the two databases differ.
+public enum SQLFlavor: Sendable {
+    case sqlite
+    case postgres
+}
+
+/// A database as the store uses it: reads, and transactions that run one at a time.
+public protocol SQLDatabaseHandle: Sendable {
+    var flavor: SQLFlavor { get }
+    /// Runs reads that need no transaction.
+    func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs the body in one transaction; it commits when the body returns and rolls back when it throws.
+    func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Closes every connection.
+    func close() async
+}

@@ -1,0 +1,141 @@
+import Foundation
+import SQLKit
+import TesseraCore
+
+extension SQLAuthStore {
+    public func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome {
+        try await self.database.transaction { db in
+            var entries: [RevocationEntry] = []
+            switch request.target {
+            case .session(let sessionId, let until):
+                entries.append(
+                    try await Self.revokeSession(sessionId, until: until, at: request.at, actorId: request.actorId, reason: request.reason, on: db)
+                )
+            case .subjects(let userIds):
+                for userId in userIds {
+                    entries.append(try await Self.revokeSubject(userId, request: request, on: db))
+                }
+            case .global:
+                entries.append(try await Self.revokeEveryone(request: request, on: db))
+            }
+            var reissued: SessionGrant?
+            if let reissue = request.reissue {
+                reissued = try await Self.rekey(sessionId: reissue.sessionId, refreshTokenHash: reissue.refreshTokenHash, at: request.at, on: db)
+            }
+            for record in request.audit {
+                try await Self.insertAudit(record, on: db)
+            }
+            return RevocationOutcome(entries: entries, reissued: reissued)
+        }
+    }
+
+    public func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry] {
+        try await self.database.read { db in
+            try await db.raw("SELECT * FROM revocations WHERE seq > \(bind: seq) ORDER BY seq LIMIT \(literal: limit)").all().map {
+                try $0.revocationEntry()
+            }
+        }
+    }
+
+    static func revokeSession(
+        _ sessionId: UUID, until: Date, at: Date, actorId: UUID?, reason: String?, on db: any SQLDatabase
+    ) async throws -> RevocationEntry {
+        try await db.raw(
+            """
+            UPDATE sessions SET invalidated_at = \(bind: Column.millis(at)), invalidated_reason = \(bind: reason)
+            WHERE id = \(bind: Column.id(sessionId)) AND invalidated_at IS NULL
+            """
+        ).run()
+        return try await Self.appendEntry(.session(id: sessionId, until: until), at: at, actorId: actorId, reason: reason, on: db)
+    }
+
+    private static func revokeSubject(_ userId: UUID, request: RevocationRequest, on db: any SQLDatabase) async throws -> RevocationEntry {
+        let id = Column.id(userId)
+        var assignments: SQLQueryString = "token_version = token_version + 1, accepted_from_version = token_version + 1"
+        assignments += ", updated_at = \(bind: Column.millis(request.at))"
+        if let hash = request.newPasswordHash { assignments += ", password_hash = \(bind: hash)" }
+        if request.deactivate { assignments += ", is_active = 0" }
+        try await db.raw("UPDATE users SET " + assignments + " WHERE id = \(bind: id)").run()
+        guard let row = try await db.raw("SELECT accepted_from_version FROM users WHERE id = \(bind: id)").first() else {
+            throw AuthError.userNotFound
+        }
+        let acceptedFrom = try row.decode(column: "accepted_from_version", as: Int64.self)
+        return try await Self.appendEntry(
+            .subject(userId: userId, acceptedFromVersion: acceptedFrom), at: request.at, actorId: request.actorId, reason: request.reason, on: db
+        )
+    }
+
+    private static func revokeEveryone(request: RevocationRequest, on db: any SQLDatabase) async throws -> RevocationEntry {
+        try await db.raw("UPDATE global_state SET epoch = epoch + 1, accepted_epoch = epoch + 1 WHERE id = 1").run()
+        let epoch = try await db.raw("SELECT accepted_epoch FROM global_state WHERE id = 1").first()?.decode(column: "accepted_epoch", as: Int64.self) ?? 0
+        return try await Self.appendEntry(.global(epoch: epoch), at: request.at, actorId: request.actorId, reason: request.reason, on: db)
+    }
+
+    /// Moves a live session to its user's current token version and the current epoch, with a new refresh token.
+    /// Its old refresh token joins the spent ones, so a copy of it presented later is caught as reuse.
+    private static func rekey(sessionId: UUID, refreshTokenHash: String, at: Date, on db: any SQLDatabase) async throws -> SessionGrant {
+        let id = Column.id(sessionId)
+        let now = Column.millis(at)
+        guard
+            let row = try await db.raw(
+                """
+                SELECT s.refresh_token_hash, u.\(unsafeRaw: Self.userColumns.replacingOccurrences(of: ", ", with: ", u.")), u.token_version AS user_version,
+                       g.epoch AS global_epoch
+                FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN global_state g
+                WHERE s.id = \(bind: id) AND s.invalidated_at IS NULL AND s.expires_at > \(bind: now) AND u.is_active = 1
+                """
+            ).first()
+        else { throw AuthError.tokenRevoked }
+        let user = try row.user()
+        let oldHash = try row.decode(column: "refresh_token_hash", as: String.self)
+        let version = try row.decode(column: "user_version", as: Int64.self)
+        let epoch = try row.decode(column: "global_epoch", as: Int64.self)
+        try await db.raw(
+            """
+            UPDATE sessions SET token_version = \(bind: version), epoch = \(bind: epoch), refresh_token_hash = \(bind: refreshTokenHash),
+                   last_seen_at = \(bind: now)
+            WHERE id = \(bind: id)
+            """
+        ).run()
+        try await db.raw(
+            "INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at) VALUES (\(bind: oldHash), \(bind: id), \(bind: now))"
+        ).run()
+        guard let session = try await db.raw("SELECT * FROM sessions WHERE id = \(bind: id)").first()?.session() else {
+            throw AuthError.tokenRevoked
+        }
+        return SessionGrant(session: session, user: user)
+    }
+
+    private static func appendEntry(_ kind: RevocationKind, at: Date, actorId: UUID?, reason: String?, on db: any SQLDatabase) async throws -> RevocationEntry {
+        var jti: String?
+        var sessionId: String?
+        var userId: String?
+        var acceptedFrom: Int64?
+        var epoch: Int64?
+        var until: Int64?
+        switch kind {
+        case .token(let id, let expiry):
+            jti = Column.id(id)
+            until = Column.millis(expiry)
+        case .session(let id, let expiry):
+            sessionId = Column.id(id)
+            until = Column.millis(expiry)
+        case .subject(let id, let version):
+            userId = Column.id(id)
+            acceptedFrom = version
+        case .global(let value):
+            epoch = value
+        }
+        guard
+            let row = try await db.raw(
+                """
+                INSERT INTO revocations (kind, jti, session_id, user_id, accepted_from_version, epoch, until_at, revoked_at, actor_id, reason)
+                VALUES (\(bind: kind.name), \(bind: jti), \(bind: sessionId), \(bind: userId), \(bind: acceptedFrom), \(bind: epoch), \(bind: until),
+                        \(bind: Column.millis(at)), \(bind: actorId.map(Column.id)), \(bind: reason))
+                RETURNING seq
+                """
+            ).first()
+        else { throw CorruptRow(description: "the revocation row was not written") }
+        return RevocationEntry(seq: try row.decode(column: "seq", as: Int64.self), kind: kind, revokedAt: at, actorId: actorId, reason: reason)
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import SQLKit
+import TesseraCore
+
+/// ``AuthStore`` over SQL, the same statements for SQLite and PostgreSQL.
+///
+/// Sessions, refresh rotation and revocations are in `SQLAuthStore+Sessions.swift` and
+/// `SQLAuthStore+Revocations.swift`; the audit trail in `SQLAuthStore+Audit.swift`.
+public struct SQLAuthStore: AuthStore {
+    public let database: any SQLDatabaseHandle
+
+    public init(database: any SQLDatabaseHandle) {
+        self.database = database
+    }
+
+    static let userColumns = "id, email, role, is_active, created_at"
+
+    public func createUser(_ user: NewUser, audit: AuditRecord) async throws -> User {
+        try await self.database.transaction { db in
+            let existing = try await db.raw("SELECT id FROM users WHERE email_normalized = \(bind: user.normalizedEmail)").first()
+            guard existing == nil else { throw AuthError.emailTaken }
+            let now = Column.millis(user.createdAt)
+            try await db.raw(
+                """
+                INSERT INTO users (id, email, email_normalized, password_hash, role, is_active, token_version, accepted_from_version, created_at, updated_at)
+                VALUES (\(bind: Column.id(user.id)), \(bind: user.email), \(bind: user.normalizedEmail), \(bind: user.passwordHash),
+                        \(bind: user.role.rawValue), 1, 0, 0, \(bind: now), \(bind: now))
+                """
+            ).run()
+            try await Self.insertAudit(audit, on: db)
+            return User(id: user.id, email: user.email, role: user.role, isActive: true, createdAt: Column.date(now))
+        }
+    }
+
+    public func user(id: UUID) async throws -> User? {
+        try await self.database.read { db in
+            try await db.raw("SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE id = \(bind: Column.id(id))").first()?.user()
+        }
+    }
+
+    public func credentials(normalizedEmail: String) async throws -> UserCredentials? {
+        try await self.database.read { db in
+            guard
+                let row = try await db.raw(
+                    "SELECT \(unsafeRaw: Self.userColumns), password_hash FROM users WHERE email_normalized = \(bind: normalizedEmail)"
+                ).first()
+            else { return nil }
+            return UserCredentials(user: try row.user(), passwordHash: try row.decode(column: "password_hash", as: String.self))
+        }
+    }
+
+    public func setPasswordHash(userId: UUID, hash: String) async throws {
+        try await self.database.transaction { db in
+            try await db.raw(
+                "UPDATE users SET password_hash = \(bind: hash), updated_at = \(bind: Column.millis(Date())) WHERE id = \(bind: Column.id(userId))"
+            ).run()
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await self.database.read { db in
+            try await db.raw("SELECT epoch FROM global_state WHERE id = 1").first()?.decode(column: "epoch", as: Int64.self)
+        }
+    }
+}
