@@ -1,0 +1,144 @@
+import Crypto
+import Foundation
+import Testing
+
+@testable import TesseraCore
+
+/// Each test names the attack on access tokens it stops.
+@Suite struct AccessTokenVerifierTests {
+    static let secret = "test-secret-0123456789-abcdefghijklmnop"
+    let settings = TokenSettings(issuer: "tessera", audience: "tessera", accessTokenTTL: .seconds(900), leeway: .seconds(30))
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func verifier(secret: String = Self.secret) async throws -> AccessTokenVerifier {
+        AccessTokenVerifier(key: try await SigningKey(secret: secret), settings: self.settings)
+    }
+
+    func claims(_ edit: (inout [String: Any]) -> Void = { _ in }) -> [String: Any] {
+        let iat = Int(self.now.timeIntervalSince1970)
+        var claims: [String: Any] = [
+            "iss": "tessera", "aud": "tessera", "sub": UUID().uuidString, "sid": UUID().uuidString, "jti": UUID().uuidString,
+            "iat": iat, "nbf": iat, "exp": iat + 900, "ver": 0, "epoch": 0, "role": "user",
+        ]
+        edit(&claims)
+        return claims
+    }
+
+    /// Builds a token by hand, so that headers and signatures can be anything an attacker sends.
+    func forge(header: [String: Any] = ["alg": "HS256", "typ": "at+jwt"], claims: [String: Any], key: String = Self.secret, hash: String = "sha256")
+        throws -> String
+    {
+        let head = Base64URL.encode(try JSONSerialization.data(withJSONObject: header))
+        let body = Base64URL.encode(try JSONSerialization.data(withJSONObject: claims))
+        let input = Data("\(head).\(body)".utf8)
+        let keyData = SymmetricKey(data: Data(key.utf8))
+        let signature: [UInt8] =
+            switch hash {
+            case "sha384": Array(HMAC<SHA384>.authenticationCode(for: input, using: keyData))
+            case "none": []
+            default: Array(HMAC<SHA256>.authenticationCode(for: input, using: keyData))
+            }
+        return "\(head).\(body).\(Base64URL.encode(signature))"
+    }
+
+    func expectRefused(_ token: String, at date: Date? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let verifier = try await self.verifier()
+        await #expect(throws: AuthError.self, sourceLocation: sourceLocation) {
+            _ = try await verifier.verify(token, now: date ?? self.now)
+        }
+    }
+
+    @Test func aTokenWeSignedIsAccepted() async throws {
+        let key = try await SigningKey(secret: Self.secret)
+        let user = User(id: UUID(), email: "a@x.org", role: .admin, isActive: true, createdAt: self.now)
+        let session = Session(
+            id: UUID(), userId: user.id, createdAt: self.now, lastSeenAt: self.now, expiresAt: self.now, ip: nil, userAgent: nil,
+            deviceName: nil, terminalId: nil, tokenVersion: 4, epoch: 2
+        )
+        let (token, _) = try await AccessTokenSigner(key: key, settings: self.settings).sign(user: user, session: session, now: self.now)
+        let verified = try await self.verifier().verify(token, now: self.now)
+        #expect(verified.userId == user.id)
+        #expect(verified.sessionId == session.id)
+        #expect(verified.role == .admin)
+        #expect(verified.version == 4)
+        #expect(verified.epoch == 2)
+    }
+
+    @Test func aForgedTokenWithTheRightKeyAndShapeIsAccepted() async throws {
+        // Guards the forging helper itself: the refusals below are refusals of the attack, not of a broken token.
+        _ = try await self.verifier().verify(try self.forge(claims: self.claims()), now: self.now)
+    }
+
+    @Test func algNoneIsRefused() async throws {
+        // Attack: strip the signature and claim `alg: none` (RFC 8725 §2.1).
+        try await self.expectRefused(try self.forge(header: ["alg": "none", "typ": "at+jwt"], claims: self.claims(), hash: "none"))
+        // The same with a valid HS256 signature left on: the header alone must decide.
+        try await self.expectRefused(try self.forge(header: ["alg": "none", "typ": "at+jwt"], claims: self.claims()))
+    }
+
+    @Test func anotherHMACAlgorithmWithTheSameKeyIsRefused() async throws {
+        // Attack: algorithm substitution; only HS256 is pinned.
+        try await self.expectRefused(try self.forge(header: ["alg": "HS384", "typ": "at+jwt"], claims: self.claims(), hash: "sha384"))
+    }
+
+    @Test func anAsymmetricAlgorithmIsRefused() async throws {
+        // Attack: RS256/HS256 key confusion — the header names RS256 but the HMAC key signs it.
+        try await self.expectRefused(try self.forge(header: ["alg": "RS256", "typ": "at+jwt"], claims: self.claims()))
+    }
+
+    @Test func aTokenSignedWithAnotherKeyIsRefused() async throws {
+        try await self.expectRefused(try self.forge(claims: self.claims(), key: "another-secret-0123456789-abcdefghijkl"))
+    }
+
+    @Test func aTamperedPayloadIsRefused() async throws {
+        // Attack: keep a valid signature, swap the payload for one with `role: admin`.
+        let genuine = try self.forge(claims: self.claims()).split(separator: ".")
+        let evil = Base64URL.encode(try JSONSerialization.data(withJSONObject: self.claims { $0["role"] = "admin" }))
+        try await self.expectRefused("\(genuine[0]).\(evil).\(genuine[2])")
+    }
+
+    @Test func anotherKindOfJWTSignedWithTheSameKeyIsRefused() async throws {
+        // RFC 8725 §3.11: an ID token or any JWT without `typ: at+jwt` is not an access token.
+        try await self.expectRefused(try self.forge(header: ["alg": "HS256", "typ": "JWT"], claims: self.claims()))
+        try await self.expectRefused(try self.forge(header: ["alg": "HS256"], claims: self.claims()))
+    }
+
+    @Test func aCriticalHeaderWeDoNotUnderstandIsRefused() async throws {
+        try await self.expectRefused(try self.forge(header: ["alg": "HS256", "typ": "at+jwt", "crit": ["exp"]], claims: self.claims()))
+    }
+
+    @Test func aWrongIssuerOrAudienceIsRefused() async throws {
+        // Attack: replay a token another service issued with a shared secret.
+        try await self.expectRefused(try self.forge(claims: self.claims { $0["iss"] = "someone-else" }))
+        try await self.expectRefused(try self.forge(claims: self.claims { $0["aud"] = "another-api" }))
+    }
+
+    @Test func anExpiredTokenIsRefusedPastTheLeewayOnly() async throws {
+        let token = try self.forge(claims: self.claims())
+        _ = try await self.verifier().verify(token, now: self.now.addingTimeInterval(900 + 20))
+        try await self.expectRefused(token, at: self.now.addingTimeInterval(900 + 31))
+    }
+
+    @Test func aTokenFromTheFutureIsRefused() async throws {
+        try await self.expectRefused(try self.forge(claims: self.claims { $0["nbf"] = Int(self.now.timeIntervalSince1970) + 120 }))
+        try await self.expectRefused(try self.forge(claims: self.claims { $0["iat"] = Int(self.now.timeIntervalSince1970) + 120 }))
+    }
+
+    @Test func missingSessionOrTokenIdsAreRefused() async throws {
+        try await self.expectRefused(try self.forge(claims: self.claims { $0.removeValue(forKey: "sid") }))
+        try await self.expectRefused(try self.forge(claims: self.claims { $0.removeValue(forKey: "jti") }))
+        try await self.expectRefused(try self.forge(claims: self.claims { $0["sid"] = "not-a-uuid" }))
+        try await self.expectRefused(try self.forge(claims: self.claims { $0["role"] = "root" }))
+    }
+
+    @Test(arguments: ["", "a", "a.b", "a.b.c.d", "..", "e30.e30.", "!!!.???.***", String(repeating: "a", count: 5000)])
+    func garbageIsRefusedWithoutCrashing(token: String) async throws {
+        try await self.expectRefused(token)
+    }
+
+    @Test func aSecretShorterThan32BytesIsRefused() async {
+        await #expect(throws: AuthError.weakSecret(minimumBytes: 32)) {
+            _ = try await SigningKey(secret: "short-secret")
+        }
+    }
+}
