@@ -58,8 +58,8 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
         logger: logger
     )
-    app.addServices(services.follower)
-    app.addServices(StoreCloser(services: services))
+    // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
+    app.addServices(StoreCloser(services: services), services.follower)
     logger.info("tessera ready", metadata: ["database": "\(configuration.database)", "mode": "\(configuration.mode.rawValue)"])
     return app
 }

@@ -58,7 +58,11 @@ public struct RevocationLogFollower: Service {
                 if dropped > 0 { self.logger.debug("pruned expired revocations", metadata: ["entries": "\(dropped)"]) }
                 sincePrune = .now
             }
-            try? await Task.sleep(for: self.interval)
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            } catch {
+                return
+            }
         }
     }
 }

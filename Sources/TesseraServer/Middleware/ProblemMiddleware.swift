@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import TesseraCore
 
 /// Turns every error into `application/problem+json` with a stable `code`, and logs it without secrets:
@@ -26,6 +27,8 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return authError.problem
         case let httpError as HTTPError:
             return Self.problem(for: httpError, request: request)
+        case is NIOTooManyBytesError:
+            return ProblemError(.contentTooLarge, code: "payload_too_large", detail: "The body is larger than 64 KiB.")
         case is DecodingError:
             return ProblemError(.badRequest, code: "invalid_body", detail: "The body is not the JSON this route expects.")
         default:
