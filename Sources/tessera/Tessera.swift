@@ -42,7 +42,16 @@ struct Tessera: AsyncParsableCommand {
         } catch let error as UsageError {
             CommandLine.fail("tessera: \(error.message)", status: 2)
         } catch {
-            CommandLine.fail("tessera: \(CommandLine.describe(error))", status: 1)
+            // `--help` and ArgumentParser's own usage errors surface here, from the parsed command's run.
+            switch Self.exitCode(for: error) {
+            case .success:
+                print(Self.fullMessage(for: error))
+                Foundation.exit(0)
+            case .validationFailure:
+                CommandLine.fail(Self.fullMessage(for: error), status: 2)
+            default:
+                CommandLine.fail("tessera: \(CommandLine.describe(error))", status: 1)
+            }
         }
     }
 }

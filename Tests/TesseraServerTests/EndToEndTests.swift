@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+
+/// The real binary: a server process and CLI processes beside it on one SQLite file.
+@Suite(.serialized) struct EndToEndTests {
+    let binary: TesseraBinary
+    let directory: URL
+    let environment: [String: String]
+
+    init() throws {
+        self.binary = try TesseraBinary.locate()
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = "sqlite://" + self.directory.appendingPathComponent("tessera.sqlite").path
+        environment["BCRYPT_COST"] = "4"
+        environment["LOG_LEVEL"] = "info"
+        environment.removeValue(forKey: "JWT_SECRET")
+        environment.removeValue(forKey: "TESSERA_ENV")
+        self.environment = environment
+    }
+
+    func server() throws -> ServerProcess {
+        try ServerProcess(binary: self.binary, environment: self.environment, logFile: self.directory.appendingPathComponent("server-\(UUID()).log"))
+    }
+
+    /// Polls until the condition holds or the time is up; returns how long it took.
+    func waitUntil(within limit: Duration, _ condition: () async throws -> Bool) async throws -> Duration? {
+        let start = ContinuousClock.now
+        while start.duration(to: .now) < limit {
+            if try await condition() { return start.duration(to: .now) }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    @Test func revokeAllFromTheCommandLineIsEnforcedByTheRunningServerWithinASecond() async throws {
+        defer { try? FileManager.default.removeItem(at: self.directory) }
+        let added = try self.binary.run(["users", "add", "ann@example.org", "--password-stdin"], environment: self.environment, stdin: "correct horse\n")
+        #expect(added.status == 0, "\(added.err)")
+        let server = try self.server()
+        defer { server.stop() }
+        let old = try await server.login("ann@example.org", "correct horse")
+        #expect(try await server.request("GET", "/api/v1/ping-auth", token: old).status == 200)
+
+        let revoked = try self.binary.run(["revoke-all", "--yes", "--reason", "end-to-end test"], environment: self.environment)
+        #expect(revoked.status == 0, "\(revoked.err)")
+        let took = try await self.waitUntil(within: .seconds(1)) {
+            try await server.request("GET", "/api/v1/ping-auth", token: old).status == 401
+        }
+        #expect(took != nil, "the old token was still accepted a second after revoke-all")
+
+        let fresh = try await server.login("ann@example.org", "correct horse")
+        #expect(try await server.request("GET", "/api/v1/ping-auth", token: fresh).status == 200)
+        #expect(try await server.request("GET", "/api/v1/ping-auth", token: old).status == 401)
+    }
+
+    @Test func acknowledgedRevocationsSurviveKillDashNine() async throws {
+        defer { try? FileManager.default.removeItem(at: self.directory) }
+        let first = try self.server()
+        #expect(try await first.request("POST", "/api/auth/register", json: ["email": "bob@example.org", "password": "correct horse"]).status == 201)
+        let signedOut = try await first.login("bob@example.org", "correct horse")
+        let revokedEverywhere = try await first.login("bob@example.org", "correct horse")
+        #expect(try await first.request("POST", "/api/auth/logout", token: signedOut).status == 204)
+        let kept = try await first.login("bob@example.org", "correct horse")
+        #expect(try await first.request("GET", "/api/v1/ping-auth", token: revokedEverywhere).status == 200)
+        // The user revoked from the CLI while the server runs, then the server dies without a chance to flush.
+        let cli = try self.binary.run(["revoke", "--user", "BOB@example.org"], environment: self.environment)
+        #expect(cli.status == 0, "\(cli.err)")
+        _ = try await self.waitUntil(within: .seconds(1)) {
+            try await first.request("GET", "/api/v1/ping-auth", token: kept).status == 401
+        }
+        first.kill()
+
+        let second = try self.server()
+        defer { second.stop() }
+        #expect(try await second.request("GET", "/api/v1/ping-auth", token: signedOut).status == 401)
+        #expect(try await second.request("GET", "/api/v1/ping-auth", token: revokedEverywhere).status == 401)
+        #expect(try await second.request("GET", "/api/v1/ping-auth", token: kept).status == 401)
+        // The development secret was kept beside the database, so a token issued after the restart works.
+        let after = try await second.login("bob@example.org", "correct horse")
+        #expect(try await second.request("GET", "/api/v1/ping-auth", token: after).status == 200)
+    }
+
+    @Test func theCommandLineExitCodesFollowTheContract() throws {
+        defer { try? FileManager.default.removeItem(at: self.directory) }
+        let migrate = try self.binary.run(["migrate"], environment: self.environment)
+        #expect(migrate.status == 0)
+        #expect(migrate.out.contains("version"))
+
+        let noYes = try self.binary.run(["revoke-all"], environment: self.environment)
+        #expect(noYes.status == 2)
+        #expect(noYes.err.contains("--yes"))
+
+        let unknownUser = try self.binary.run(["revoke", "--user", "nobody@example.org"], environment: self.environment)
+        #expect(unknownUser.status == 1)
+        #expect(unknownUser.err.split(separator: "\n").count == 1)
+
+        #expect(try self.binary.run(["revoke"], environment: self.environment).status == 2)
+        #expect(try self.binary.run(["no-such-command"], environment: self.environment).status == 2)
+        #expect(try self.binary.run(["users", "add", "x@example.org"], environment: self.environment).status == 2)
+        #expect(try self.binary.run(["--help"], environment: self.environment).status == 0)
+
+        let weak = try self.binary.run(["users", "add", "x@example.org", "--password-stdin"], environment: self.environment, stdin: "short\n")
+        #expect(weak.status == 1)
+        #expect(weak.err.contains("password"))
+
+        var production = self.environment
+        production["TESSERA_ENV"] = "production"
+        let refused = try self.binary.run(["serve", "--port", "0"], environment: production)
+        #expect(refused.status == 1)
+        #expect(refused.err.contains("JWT_SECRET"))
+        production["JWT_SECRET"] = "too short"
+        #expect(try self.binary.run(["serve", "--port", "0"], environment: production).err.contains("32 bytes"))
+    }
+}
