@@ -34,8 +34,15 @@ public func buildServices(configuration: Configuration, logger: Logger) async th
     return TesseraServices(auth: auth, follower: follower)
 }
 
-/// Builds the router with every route of the API contract.
+/// Builds the router with every route of the API contract, and 405 answers for other methods on its paths.
 public func buildRouter(auth: AuthService) -> Router<TesseraRequestContext> {
+    let router = buildRoutes(auth: auth)
+    router.addMethodNotAllowedFallbacks()
+    return router
+}
+
+/// The routes of the API contract alone.
+func buildRoutes(auth: AuthService) -> Router<TesseraRequestContext> {
     let router = Router(context: TesseraRequestContext.self)
     router.add(middleware: ProblemMiddleware())
     HealthController(auth: auth).addRoutes(to: router)
@@ -43,7 +50,7 @@ public func buildRouter(auth: AuthService) -> Router<TesseraRequestContext> {
     let protectedAPI = router.group("api").add(middleware: AuthenticationMiddleware(auth: auth))
     AuthController(auth: auth).addRoutes(open: api.group("auth"), protected: protectedAPI.group("auth"))
     MeController(auth: auth).addRoutes(to: protectedAPI)
-    router.addMethodNotAllowedFallbacks()
+    AdminController(auth: auth).addRoutes(to: router.group("api/admin").add(middleware: AuthenticationMiddleware(auth: auth)).add(middleware: AdminMiddleware()))
     return router
 }
 
@@ -60,6 +67,9 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     )
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
     app.addServices(StoreCloser(services: services), services.follower)
+    if let days = configuration.auditRetentionDays {
+        app.addServices(AuditRetention(store: services.auth.store, retentionDays: days, logger: logger))
+    }
     logger.info("tessera ready", metadata: ["database": "\(configuration.database)", "mode": "\(configuration.mode.rawValue)"])
     return app
 }

@@ -15,7 +15,7 @@ struct Tessera: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Self-hosted sign-in and sessions whose tokens can be taken back at once.",
-        subcommands: [Serve.self, Migrate.self, Users.self, Revoke.self, RevokeAll.self]
+        subcommands: [Serve.self, Migrate.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self]
     )
 
     static func main() async {
@@ -85,6 +85,9 @@ extension CommandLine {
             case .invalidEmail: return "this is not an email address"
             case .weakPassword(let why): return "the password is too weak: \(why)"
             case .userNotFound: return "no such user"
+            case .nothingToUndo: return "there is no revocation left to undo"
+            case .accountInactiveCannotBeUnrevoked: return "the account is deactivated; activate it before un-revoking"
+            case .invalidArgument(let why): return why
             default: return "\(error)"
             }
         default: return "\(error)"

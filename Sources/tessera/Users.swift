@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TesseraCore
+import TesseraServer
 
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,9 @@ import Glibc
 
 /// `tessera users …`: accounts.
 struct Users: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage accounts.", subcommands: [Add.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Manage accounts.", subcommands: [Add.self, List.self, Deactivate.self, Activate.self]
+    )
 
     /// `tessera users add EMAIL [--admin] [--password-stdin]`.
     struct Add: AsyncParsableCommand {
@@ -43,6 +46,73 @@ struct Users: AsyncParsableCommand {
             let second = Terminal.readSecret(prompt: "Again: ")
             guard first == second else { throw CommandError(message: "the two passwords differ; nothing was created") }
             return first
+        }
+    }
+}
+
+extension Users {
+    /// `tessera users list [--search TEXT] [--json]`.
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts by email.")
+
+        @Option(help: "Only accounts whose email contains this text.") var search: String?
+        @Flag(help: "Print JSON for scripts.") var json = false
+        @OptionGroup var databaseOptions: DatabaseOptions
+
+        func run() async throws {
+            let users = try await self.databaseOptions.withServices { services in
+                var all: [User] = []
+                var cursor: String?
+                repeat {
+                    let page = try await services.auth.listUsers(search: self.search, cursor: cursor, limit: 200)
+                    all += page.users
+                    cursor = page.nextCursor
+                } while cursor != nil
+                return all
+            }
+            if self.json {
+                try Output.printJSON(["users": users.map(UserResponse.init)])
+            } else {
+                Output.printTable(
+                    header: ["EMAIL", "ROLE", "ACTIVE", "CREATED", "ID"],
+                    rows: users.map { [$0.email, $0.role.rawValue, $0.isActive ? "yes" : "no", Output.time($0.createdAt), $0.id.uuidString.lowercased()] }
+                )
+            }
+        }
+    }
+
+    /// `tessera users deactivate EMAIL`.
+    struct Deactivate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Deactivate an account: every token of it is revoked (running servers refuse them within a second) and sign-in is refused."
+        )
+
+        @Argument(help: "The account's email.") var email: String
+        @Option(help: "Why, for the audit log.") var reason: String?
+        @OptionGroup var databaseOptions: DatabaseOptions
+
+        func run() async throws {
+            let user = try await self.databaseOptions.withServices { services in
+                let user = try await services.requireUser(email: self.email)
+                return try await services.auth.deactivate(userId: user.id, actorId: nil, reason: self.reason, origin: .commandLine)
+            }
+            print("deactivated \(user.email); every token of it is revoked")
+        }
+    }
+
+    /// `tessera users activate EMAIL`.
+    struct Activate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Activate an account again (tokens revoked before stay revoked).")
+
+        @Argument(help: "The account's email.") var email: String
+        @OptionGroup var databaseOptions: DatabaseOptions
+
+        func run() async throws {
+            let user = try await self.databaseOptions.withServices { services in
+                let user = try await services.requireUser(email: self.email)
+                return try await services.auth.activate(userId: user.id, actorId: nil, origin: .commandLine)
+            }
+            print("activated \(user.email)")
         }
     }
 }

@@ -113,4 +113,55 @@ import Testing
         production["JWT_SECRET"] = "too short"
         #expect(try self.binary.run(["serve", "--port", "0"], environment: production).err.contains("32 bytes"))
     }
+
+    @Test func deactivatingFromTheCommandLineSignsTheUserOutOfTheRunningServerWithinASecond() async throws {
+        defer { try? FileManager.default.removeItem(at: self.directory) }
+        let server = try self.server()
+        defer { server.stop() }
+        #expect(try await server.request("POST", "/api/auth/register", json: ["email": "eve@example.org", "password": "correct horse"]).status == 201)
+        let token = try await server.login("eve@example.org", "correct horse")
+
+        let deactivated = try self.binary.run(["users", "deactivate", "EVE@example.org", "--reason", "left"], environment: self.environment)
+        #expect(deactivated.status == 0, "\(deactivated.err)")
+        let took = try await self.waitUntil(within: .seconds(1)) {
+            try await server.request("GET", "/api/v1/ping-auth", token: token).status == 401
+        }
+        #expect(took != nil, "the deactivated user's token was still accepted a second later")
+        #expect(try await server.request("POST", "/api/auth/login", json: ["email": "eve@example.org", "password": "correct horse"]).status == 403)
+
+        let list = try self.binary.run(["users", "list", "--json"], environment: self.environment)
+        let users = try #require(try JSONSerialization.jsonObject(with: Data(list.out.utf8)) as? [String: Any])["users"] as? [[String: Any]]
+        #expect(users?.first?["isActive"] as? Bool == false)
+        #expect(try self.binary.run(["users", "list"], environment: self.environment).out.contains("eve@example.org"))
+
+        // Un-revoking an inactive account is refused; after activation the old token stays revoked until un-revoked.
+        #expect(try self.binary.run(["unrevoke", "--user", "eve@example.org", "--yes"], environment: self.environment).status == 1)
+        #expect(try self.binary.run(["users", "activate", "eve@example.org"], environment: self.environment).status == 0)
+        #expect(try await server.request("GET", "/api/v1/ping-auth", token: token).status == 401)
+        #expect(try self.binary.run(["unrevoke", "--user", "eve@example.org"], environment: self.environment).status == 2)
+        #expect(try self.binary.run(["unrevoke", "--user", "eve@example.org", "--yes"], environment: self.environment).status == 0)
+        let restored = try await self.waitUntil(within: .seconds(1)) {
+            try await server.request("GET", "/api/v1/ping-auth", token: token).status == 200
+        }
+        #expect(restored != nil)
+
+        _ = try await server.login("eve@example.org", "correct horse")
+        let sessions = try self.binary.run(["sessions", "eve@example.org", "--json"], environment: self.environment)
+        let live = try #require(try JSONSerialization.jsonObject(with: Data(sessions.out.utf8)) as? [String: Any])["sessions"] as? [[String: Any]]
+        #expect(live?.count == 2)
+
+        let audit = try self.binary.run(["audit", "--user", "eve@example.org", "--json"], environment: self.environment)
+        let events = try #require(try JSONSerialization.jsonObject(with: Data(audit.out.utf8)) as? [String: Any])["events"] as? [[String: Any]]
+        #expect(
+            events?.map { $0["event"] as? String } == [
+                "AUTH_LOGIN", "UNREVOKE", "ACCOUNT_ACTIVATED", "AUTH_LOGIN_FAILED", "ACCOUNT_DEACTIVATED", "AUTH_LOGIN", "USER_REGISTERED",
+            ]
+        )
+        let table = try self.binary.run(["audit", "--event", "ACCOUNT_DEACTIVATED"], environment: self.environment)
+        #expect(table.status == 0)
+        #expect(table.out.contains("reason=left"))
+        #expect(try self.binary.run(["audit", "--event", "NOPE"], environment: self.environment).status == 2)
+        #expect(try self.binary.run(["audit", "--since", "yesterday"], environment: self.environment).status == 2)
+        #expect(try self.binary.run(["sessions", "nobody@example.org"], environment: self.environment).status == 1)
+    }
 }

@@ -12,8 +12,11 @@ import TesseraStore
 enum TestApp {
     static let secret = "route-tests-secret-0123456789-abcdefghij"
 
+    /// - Parameter admins: accounts created with the admin role (password `admin password`) before the app starts,
+    ///   as `tessera users add --admin` does.
     static func run(
-        logger: Logger? = nil, _ configure: (inout Configuration) -> Void = { _ in }, _ test: @Sendable (any TestClientProtocol) async throws -> Void
+        logger: Logger? = nil, admins: [String] = [], _ configure: (inout Configuration) -> Void = { _ in },
+        _ test: @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-routes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -23,6 +26,15 @@ enum TestApp {
             logLevel: .warning
         )
         configure(&configuration)
+        if !admins.isEmpty {
+            var quiet = Logger(label: "tessera.test")
+            quiet.logLevel = .critical
+            let services = try await buildServices(configuration: configuration, logger: quiet)
+            for email in admins {
+                _ = try await services.auth.register(email: email, password: "admin password", role: .admin, origin: .commandLine)
+            }
+            await services.close()
+        }
         let app = try await buildApplication(configuration: configuration, logger: logger)
         try await app.test(.router, test)
     }

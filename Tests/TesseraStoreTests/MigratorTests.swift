@@ -32,7 +32,7 @@ import TesseraCore
                 ).run()
             }
 
-            #expect(try await migrator.migrate() == [2])
+            #expect(try await migrator.migrate() == [2, 3])
             #expect(try await migrator.migrate() == [])
             #expect(try await migrator.currentVersion() == Migrations.latestVersion)
 

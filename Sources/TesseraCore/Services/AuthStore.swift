@@ -26,6 +26,18 @@ public protocol AuthStore: Sendable {
     /// Log rows with `seq` above the cursor, oldest first.
     func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry]
 
+    /// Restores the cutoff the latest not-yet-undone revocation of this target replaced, as a new log row.
+    /// Throws ``AuthError/nothingToUndo`` when there is none, ``AuthError/accountInactiveCannotBeUnrevoked`` for an
+    /// inactive user.
+    func unrevoke(_ request: UnrevokeRequest) async throws -> RevocationOutcome
+
+    /// Accounts by normalized email, optionally only those containing `search`, after the cursor's email.
+    func users(matching search: String?, afterEmail: String?, limit: Int) async throws -> [User]
+    /// Sets an account active again (old tokens stay revoked). Returns nil for an unknown id.
+    func activate(userId: UUID, audit: AuditRecord) async throws -> User?
+    /// Deletes audit rows older than the date; returns how many went.
+    func deleteAuditEvents(before date: Date) async throws -> Int
+
     /// Appends an audit row on its own (for events with no state change, such as a failed sign-in).
     func recordAudit(_ record: AuditRecord) async throws
     /// Audit rows matching the query, newest first.
@@ -111,5 +123,28 @@ public struct RevocationOutcome: Sendable {
     public init(entries: [RevocationEntry], reissued: SessionGrant? = nil) {
         self.entries = entries
         self.reissued = reissued
+    }
+}
+
+/// What to un-revoke, by whom and why.
+public struct UnrevokeRequest: Sendable {
+    /// One user's latest revocation, or the latest revoke-all.
+    public enum Target: Sendable, Equatable {
+        case subject(UUID)
+        case global
+    }
+
+    public var target: Target
+    public var actorId: UUID?
+    public var reason: String?
+    public var at: Date
+    public var origin: RequestOrigin
+
+    public init(target: Target, actorId: UUID?, reason: String?, at: Date, origin: RequestOrigin) {
+        self.target = target
+        self.actorId = actorId
+        self.reason = reason
+        self.at = at
+        self.origin = origin
     }
 }

@@ -25,6 +25,12 @@ public enum AuthError: Error, Equatable, Sendable {
     case userNotFound
     /// The caller's token is valid but lacks the role for this.
     case forbidden
+    /// An un-revoke with no revocation left to undo.
+    case nothingToUndo
+    /// An un-revoke for a deactivated account: activate it first.
+    case accountInactiveCannotBeUnrevoked
+    /// A query parameter or body field that is well-formed JSON but not an acceptable value.
+    case invalidArgument(String)
     /// The revocation index has not heard from the log within its bound: fail closed.
     case revocationIndexStale
     /// A signing secret shorter than the minimum.

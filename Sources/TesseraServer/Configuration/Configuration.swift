@@ -18,6 +18,8 @@ public struct Configuration: Sendable {
     public var jwtSecret: String?
     public var tokens: TokenSettings
     public var apiTokenExpiryDays: Int
+    /// Audit rows older than this many days are deleted in the background; nil keeps them forever.
+    public var auditRetentionDays: Int?
     public var mode: Mode
     public var bcryptCost: UInt8
     public var logLevel: Logger.Level
@@ -45,7 +47,7 @@ public struct Configuration: Sendable {
     }
 
     /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `TESSERA_ENV`, `BCRYPT_COST`, `LOG_LEVEL`).
+    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `BCRYPT_COST`, `LOG_LEVEL`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
         func value(_ name: String) -> String? {
@@ -74,6 +76,12 @@ public struct Configuration: Sendable {
                 throw ConfigurationError("TOKEN_EXPIRY_DAYS must be a whole number of days from 1 to 3650, not '\(days)'")
             }
             configuration.apiTokenExpiryDays = parsed
+        }
+        if let days = value("AUDIT_RETENTION_DAYS") {
+            guard let parsed = Int(days), parsed > 0 else {
+                throw ConfigurationError("AUDIT_RETENTION_DAYS must be a whole number of days above 0 (unset keeps audit rows forever), not '\(days)'")
+            }
+            configuration.auditRetentionDays = parsed
         }
         if let cost = value("BCRYPT_COST") {
             guard let parsed = UInt8(cost), (4...31).contains(parsed) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 31, not '\(cost)'") }

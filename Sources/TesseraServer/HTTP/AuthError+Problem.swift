@@ -32,6 +32,12 @@ extension AuthError {
             ProblemError(.notFound, code: "user_not_found", detail: "No such user.")
         case .forbidden:
             ProblemError(.forbidden, code: "forbidden", detail: "This needs the admin role.")
+        case .nothingToUndo:
+            ProblemError(.conflict, code: "nothing_to_undo", detail: "There is no revocation left to undo.")
+        case .accountInactiveCannotBeUnrevoked:
+            ProblemError(.conflict, code: "account_inactive", detail: "The account is deactivated; activate it before un-revoking.")
+        case .invalidArgument(let why):
+            ProblemError(.badRequest, code: "invalid_request", detail: why)
         case .revocationIndexStale:
             ProblemError(
                 .serviceUnavailable, code: "revocation_index_stale",

@@ -23,6 +23,15 @@ extension Request {
         }
     }
 
+    /// Like ``decodeJSON(as:context:)``, but an empty body is allowed and gives nil (for optional bodies such as `{"reason"}`).
+    func decodeOptionalJSON<T: Decodable>(as type: T.Type, context: some RequestContext) async throws -> T? {
+        let buffer = try await self.body.collect(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else { return nil }
+        var copy = self
+        copy.body = .init(buffer: buffer)
+        return try await copy.decodeJSON(as: type, context: context)
+    }
+
     static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context, _ key: (any CodingKey)? = nil) -> String {
             let keys = context.codingPath.map(\.stringValue) + (key.map { [$0.stringValue] } ?? [])

@@ -7,15 +7,15 @@ func iso8601(_ date: Date) -> String {
     date.formatted(.iso8601)
 }
 
-/// `{"id", "email", "role", "isActive", "createdAt"}`.
-struct UserResponse: ResponseEncodable {
-    var id: String
-    var email: String
-    var role: String
-    var isActive: Bool
-    var createdAt: String
+/// `{"id", "email", "role", "isActive", "createdAt"}`; also what `tessera … --json` prints.
+public struct UserResponse: ResponseEncodable, Sendable {
+    public var id: String
+    public var email: String
+    public var role: String
+    public var isActive: Bool
+    public var createdAt: String
 
-    init(_ user: User) {
+    public init(_ user: User) {
         self.id = user.id.uuidString.lowercased()
         self.email = user.email
         self.role = user.role.rawValue
@@ -48,18 +48,18 @@ struct TokenPairResponse: ResponseEncodable {
     }
 }
 
-/// One live session in the sessions list.
-struct SessionResponse: Encodable {
-    var id: String
-    var createdAt: String
-    var lastSeenAt: String
-    var expiresAt: String
-    var ip: String?
-    var userAgent: String?
-    var deviceName: String?
-    var current: Bool
+/// One live session in the sessions list; also what `tessera sessions --json` prints.
+public struct SessionResponse: Encodable, Sendable {
+    public var id: String
+    public var createdAt: String
+    public var lastSeenAt: String
+    public var expiresAt: String
+    public var ip: String?
+    public var userAgent: String?
+    public var deviceName: String?
+    public var current: Bool
 
-    init(_ session: Session, current: Bool) {
+    public init(_ session: Session, current: Bool) {
         self.id = session.id.uuidString.lowercased()
         self.createdAt = iso8601(session.createdAt)
         self.lastSeenAt = iso8601(session.lastSeenAt)

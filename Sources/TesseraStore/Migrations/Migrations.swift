@@ -1,7 +1,7 @@
 /// Tessera's schema, step by step. Times are milliseconds since 1970 (BIGINT), ids lower-case UUID text.
 public enum Migrations {
     /// Every step, oldest first.
-    public static let all: [Migration] = [accountsSessionsAndLog, auditTrail]
+    public static let all: [Migration] = [accountsSessionsAndLog, auditTrail, undoableRevocations]
 
     /// The latest schema version.
     public static var latestVersion: Int { all.last?.version ?? 0 }
@@ -98,6 +98,18 @@ public enum Migrations {
             "CREATE INDEX audit_events_by_actor ON audit_events (actor_id, id)",
             "CREATE INDEX audit_events_by_event ON audit_events (event, id)",
             "CREATE INDEX audit_events_by_time ON audit_events (at)",
+        ]
+    )
+
+    /// Un-revoke is a new row that restores the cutoff a revoke replaced: each subject and global row records the
+    /// value it replaced, and an un-revoke row names the row it undoes.
+    static let undoableRevocations = Migration(
+        version: 3,
+        name: "undoable revocations",
+        statements: [
+            "ALTER TABLE revocations ADD COLUMN previous_value BIGINT",
+            "ALTER TABLE revocations ADD COLUMN undoes_seq BIGINT",
+            "CREATE INDEX revocations_by_user ON revocations (user_id, seq)",
         ]
     )
 }

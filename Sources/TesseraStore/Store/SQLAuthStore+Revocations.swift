@@ -51,6 +51,10 @@ extension SQLAuthStore {
 
     private static func revokeSubject(_ userId: UUID, request: RevocationRequest, on db: any SQLDatabase) async throws -> RevocationEntry {
         let id = Column.id(userId)
+        guard let before = try await db.raw("SELECT accepted_from_version FROM users WHERE id = \(bind: id)").first() else {
+            throw AuthError.userNotFound
+        }
+        let previous = try before.decode(column: "accepted_from_version", as: Int64.self)
         var assignments: SQLQueryString = "token_version = token_version + 1, accepted_from_version = token_version + 1"
         assignments += ", updated_at = \(bind: Column.millis(request.at))"
         if let hash = request.newPasswordHash { assignments += ", password_hash = \(bind: hash)" }
@@ -61,14 +65,22 @@ extension SQLAuthStore {
         }
         let acceptedFrom = try row.decode(column: "accepted_from_version", as: Int64.self)
         return try await Self.appendEntry(
-            .subject(userId: userId, acceptedFromVersion: acceptedFrom), at: request.at, actorId: request.actorId, reason: request.reason, on: db
+            .subject(userId: userId, acceptedFromVersion: acceptedFrom), at: request.at, actorId: request.actorId, reason: request.reason,
+            previousValue: previous, on: db
         )
     }
 
     private static func revokeEveryone(request: RevocationRequest, on db: any SQLDatabase) async throws -> RevocationEntry {
+        let previous = try await Self.acceptedEpoch(on: db)
         try await db.raw("UPDATE global_state SET epoch = epoch + 1, accepted_epoch = epoch + 1 WHERE id = 1").run()
-        let epoch = try await db.raw("SELECT accepted_epoch FROM global_state WHERE id = 1").first()?.decode(column: "accepted_epoch", as: Int64.self) ?? 0
-        return try await Self.appendEntry(.global(epoch: epoch), at: request.at, actorId: request.actorId, reason: request.reason, on: db)
+        let epoch = try await Self.acceptedEpoch(on: db)
+        return try await Self.appendEntry(
+            .global(epoch: epoch), at: request.at, actorId: request.actorId, reason: request.reason, previousValue: previous, on: db
+        )
+    }
+
+    static func acceptedEpoch(on db: any SQLDatabase) async throws -> Int64 {
+        try await db.raw("SELECT accepted_epoch FROM global_state WHERE id = 1").first()?.decode(column: "accepted_epoch", as: Int64.self) ?? 0
     }
 
     /// Moves a live session to its user's current token version and the current epoch, with a new refresh token.
@@ -106,7 +118,9 @@ extension SQLAuthStore {
         return SessionGrant(session: session, user: user)
     }
 
-    private static func appendEntry(_ kind: RevocationKind, at: Date, actorId: UUID?, reason: String?, on db: any SQLDatabase) async throws -> RevocationEntry {
+    static func appendEntry(
+        _ kind: RevocationKind, at: Date, actorId: UUID?, reason: String?, previousValue: Int64? = nil, undoesSeq: Int64? = nil, on db: any SQLDatabase
+    ) async throws -> RevocationEntry {
         var jti: String?
         var sessionId: String?
         var userId: String?
@@ -129,9 +143,10 @@ extension SQLAuthStore {
         guard
             let row = try await db.raw(
                 """
-                INSERT INTO revocations (kind, jti, session_id, user_id, accepted_from_version, epoch, until_at, revoked_at, actor_id, reason)
+                INSERT INTO revocations (kind, jti, session_id, user_id, accepted_from_version, epoch, until_at, revoked_at, actor_id, reason,
+                                         previous_value, undoes_seq)
                 VALUES (\(bind: kind.name), \(bind: jti), \(bind: sessionId), \(bind: userId), \(bind: acceptedFrom), \(bind: epoch), \(bind: until),
-                        \(bind: Column.millis(at)), \(bind: actorId.map(Column.id)), \(bind: reason))
+                        \(bind: Column.millis(at)), \(bind: actorId.map(Column.id)), \(bind: reason), \(bind: previousValue), \(bind: undoesSeq))
                 RETURNING seq
                 """
             ).first()

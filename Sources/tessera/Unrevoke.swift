@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import TesseraCore
+
+/// `tessera unrevoke (--user EMAIL | --all) [--yes]`: undo the latest revocation, as a new log row.
+struct Unrevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Undo the latest revocation of one user, or the latest revoke-all (tokens it revoked work again)."
+    )
+
+    @Option(help: "The account whose latest revocation to undo.") var user: String?
+    @Flag(help: "Undo the latest revoke-all.") var all = false
+    @Flag(help: "Do not ask for confirmation.") var yes = false
+    @Option(help: "Why, for the audit log.") var reason: String?
+    @OptionGroup var databaseOptions: DatabaseOptions
+
+    func validate() throws {
+        guard (self.user != nil) != self.all else { throw ValidationError("name exactly one of --user EMAIL or --all") }
+    }
+
+    func run() async throws {
+        let what = self.all ? "the latest revoke-all" : "the latest revocation of \(self.user ?? "")"
+        try confirm("This undoes \(what): tokens it revoked work again.", yes: self.yes)
+        let entry = try await self.databaseOptions.withServices { services in
+            let target: UnrevokeRequest.Target
+            if let email = self.user {
+                target = .subject(try await services.requireUser(email: email).id)
+            } else {
+                target = .global
+            }
+            return try await services.auth.unrevoke(target, actorId: nil, reason: self.reason, origin: .commandLine)
+        }
+        switch entry.kind {
+        case .global(let epoch): print("undid \(what); the accepted epoch is \(epoch) again")
+        default: print("undid \(what)")
+        }
+    }
+}
