@@ -43,8 +43,8 @@ import Testing
 
     func expectRefused(_ token: String, at date: Date? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let verifier = try await self.verifier()
-        await #expect(throws: AuthError.self, sourceLocation: sourceLocation) {
-            _ = try await verifier.verify(token, now: date ?? self.now)
+        #expect(throws: AuthError.self, sourceLocation: sourceLocation) {
+            _ = try verifier.verify(token, now: date ?? self.now)
         }
     }
 
@@ -140,5 +140,50 @@ import Testing
         await #expect(throws: AuthError.weakSecret(minimumBytes: 32)) {
             _ = try await SigningKey(secret: "short-secret")
         }
+    }
+
+    @Test func aCachedTokenIsStillRefusedOnceItExpires() async throws {
+        // The verified-token cache must not extend a token's life.
+        let verifier = try await self.verifier()
+        let token = try self.forge(claims: self.claims())
+        _ = try verifier.verify(token, now: self.now)
+        _ = try verifier.verify(token, now: self.now.addingTimeInterval(60))
+        #expect(throws: AuthError.self) { _ = try verifier.verify(token, now: self.now.addingTimeInterval(900 + 31)) }
+    }
+
+    @Test func aTokenDifferingFromACachedOneInOneByteIsVerifiedAfresh() async throws {
+        let verifier = try await self.verifier()
+        let token = try self.forge(claims: self.claims())
+        _ = try verifier.verify(token, now: self.now)
+        var bytes = Array(token.utf8)
+        bytes[bytes.count - 2] = bytes[bytes.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        #expect(throws: AuthError.self) { _ = try verifier.verify(String(decoding: bytes, as: UTF8.self), now: self.now) }
+    }
+
+    @Test func aSignatureWithNonCanonicalBase64IsRefused() async throws {
+        // One token, one encoding: a signature whose unused trailing bits are set is a different string for the
+        // same bytes, and would dodge a cache keyed by the token.
+        let token = try self.forge(claims: self.claims())
+        let last = token.last!
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let value = alphabet.firstIndex(of: last)!
+        let tweaked = String(token.dropLast()) + String(alphabet[value | 0x01])
+        if tweaked != token { try await self.expectRefused(tweaked) }
+        try await self.expectRefused(token + "=")
+    }
+
+    @Test func theFastClaimsParserReadsWhatJSONDecoderReads() throws {
+        let payload = try JSONSerialization.data(withJSONObject: self.claims { $0["extra"] = "x"; $0["flag"] = true; $0["none"] = NSNull() })
+        let fast = try #require(ClaimsParser.parse(Array(payload)))
+        let slow = try JSONDecoder().decode(AccessTokenClaims.self, from: payload)
+        #expect(fast == slow)
+    }
+
+    @Test(arguments: [
+        #"{"iss":"a","iss":"b"}"#, #"{"iss":"a\u0062"}"#, #"{"nested":{"a":1}}"#, #"{"exp":1.5}"#, #"{"exp":01}"#, #"[]"#, #"{}"#,
+        #"{"iss":"a"} trailing"#, #"{"iss":"a",}"#,
+    ])
+    func theFastClaimsParserHandsAnythingUnusualToTheGeneralDecoder(payload: String) {
+        #expect(ClaimsParser.parse(Array(payload.utf8)) == nil)
     }
 }

@@ -7,7 +7,11 @@ import TesseraStore
 struct TestDatabase {
     let directory: URL
     var path: String { self.directory.appendingPathComponent("tessera.sqlite").path }
-    static let logger = Logger(label: "tessera.test")
+    static let logger: Logger = {
+        var logger = Logger(label: "tessera.test")
+        logger.logLevel = .warning
+        return logger
+    }()
 
     init() throws {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-store-\(UUID().uuidString)")

@@ -158,7 +158,7 @@ public struct AuthService: Sendable {
     /// Verifies an access token and checks it against the revocation index; fails closed when the index is stale.
     public func authenticate(accessToken: String) async throws(AuthError) -> VerifiedAccessToken {
         guard self.index.isCurrent() else { throw .revocationIndexStale }
-        let token = try await self.verifier.verify(accessToken, now: self.clock.now())
+        let token = try self.verifier.verify(accessToken, now: self.clock.now())
         guard !self.index.isRevoked(token) else { throw .tokenRevoked }
         return token
     }

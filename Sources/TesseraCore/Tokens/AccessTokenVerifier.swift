@@ -1,11 +1,12 @@
+import Crypto
 import Foundation
-import JWTKit
 
 /// Checks an access token: shape, pinned algorithm and type, signature, issuer, audience and times.
 ///
 /// The algorithm is pinned to HS256 before any key is consulted, so `alg: none`, `HS384` or an asymmetric
 /// algorithm never reaches a verifier (RFC 8725 §3.1); `typ` must be `at+jwt` so that no other kind of JWT
-/// signed with the same key passes for an access token (RFC 8725 §3.11).
+/// signed with the same key passes for an access token (RFC 8725 §3.11). The HMAC is compared in constant time
+/// and checked before the payload is parsed, so the claims parser only ever reads payloads we signed.
 public struct AccessTokenVerifier: Sendable {
     /// The only `alg` accepted.
     public static let algorithm = "HS256"
@@ -22,52 +23,85 @@ public struct AccessTokenVerifier: Sendable {
 
     let key: SigningKey
     let settings: TokenSettings
+    let cache: VerifiedTokenCache?
 
-    public init(key: SigningKey, settings: TokenSettings) {
+    /// - Parameter cacheCapacity: how many verified tokens to remember (0 turns the cache off).
+    public init(key: SigningKey, settings: TokenSettings, cacheCapacity: Int = 65_536) {
         self.key = key
         self.settings = settings
+        self.cache = cacheCapacity > 0 ? VerifiedTokenCache(capacity: cacheCapacity) : nil
     }
 
     /// Verifies a token; throws ``AuthError/invalidToken(reason:)`` with a reason for the debug log.
-    public func verify(_ token: String, now: Date) async throws(AuthError) -> VerifiedAccessToken {
+    public func verify(_ token: String, now: Date) throws(AuthError) -> VerifiedAccessToken {
         guard token.utf8.count <= Self.maximumTokenLength else { throw .invalidToken(reason: "token too long") }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
-            throw .invalidToken(reason: "not a signed JWT")
+        if let cached = self.cache?.lookup(token) {
+            try self.checkTimes(expiresAt: cached.expiresAt, notBefore: cached.notBefore, issuedAt: cached.issuedAt, now: now)
+            return cached
         }
-        guard let headerData = Base64URL.decode(parts[0]),
-            let header = try? JSONDecoder().decode(Header.self, from: headerData)
-        else { throw .invalidToken(reason: "malformed header") }
+        var contiguous = token
+        contiguous.makeContiguousUTF8()
+        let result = contiguous.utf8.withContiguousStorageIfAvailable { bytes in
+            Result { () throws(AuthError) -> AccessTokenClaims in try self.verifiedClaims(bytes) }
+        }
+        guard let result else { throw .invalidToken(reason: "token not contiguous") }
+        let claims = try result.get()
+        let verified = try self.check(claims, now: now)
+        self.cache?.insert(token, verified)
+        return verified
+    }
+
+    /// Signature first, then claims: the parser never reads a payload we did not sign.
+    private func verifiedClaims(_ bytes: UnsafeBufferPointer<UInt8>) throws(AuthError) -> AccessTokenClaims {
+        guard let firstDot = bytes.firstIndex(of: UInt8(ascii: ".")),
+            let secondDot = bytes[(firstDot + 1)...].firstIndex(of: UInt8(ascii: ".")),
+            bytes[(secondDot + 1)...].firstIndex(of: UInt8(ascii: ".")) == nil,
+            firstDot > 0, secondDot > firstDot + 1, secondDot < bytes.count - 1
+        else { throw .invalidToken(reason: "not a signed JWT") }
+
+        let header = UnsafeBufferPointer(rebasing: bytes[..<firstDot])
+        if !header.elementsEqual(self.key.canonicalHeader) {
+            try Self.checkHeader(header)
+        }
+
+        guard let signature = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: bytes[(secondDot + 1)...])), signature.count == 32 else {
+            throw .invalidToken(reason: "bad signature")
+        }
+        let signingInput = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<secondDot]))
+        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signingInput, using: self.key.symmetricKey) else {
+            throw .invalidToken(reason: "bad signature")
+        }
+
+        guard let payload = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: bytes[(firstDot + 1)..<secondDot])) else {
+            throw .invalidToken(reason: "malformed payload")
+        }
+        if let claims = ClaimsParser.parse(payload) { return claims }
+        guard let claims = try? JSONDecoder().decode(AccessTokenClaims.self, from: Data(payload)) else {
+            throw .invalidToken(reason: "malformed or missing claims")
+        }
+        return claims
+    }
+
+    /// A header other than the one we write: decoded and held to the same pins.
+    private static func checkHeader(_ segment: UnsafeBufferPointer<UInt8>) throws(AuthError) {
+        guard let data = Base64URL.decode(bytes: segment), let header = try? JSONDecoder().decode(Header.self, from: Data(data)) else {
+            throw .invalidToken(reason: "malformed header")
+        }
         guard header.alg == Self.algorithm else { throw .invalidToken(reason: "algorithm not allowed") }
         guard let typ = header.typ?.lowercased(), typ == Self.tokenType || typ == "application/" + Self.tokenType else {
             throw .invalidToken(reason: "not an access token")
         }
         guard header.crit == nil else { throw .invalidToken(reason: "unsupported critical header") }
-
-        let claims: AccessTokenClaims
-        do {
-            claims = try await self.key.keys.verify(token, as: AccessTokenClaims.self)
-        } catch {
-            throw .invalidToken(reason: "bad signature or claims")
-        }
-        return try self.check(claims, now: now)
     }
 
     func check(_ claims: AccessTokenClaims, now: Date) throws(AuthError) -> VerifiedAccessToken {
-        let nowSeconds = now.timeIntervalSince1970
-        let leeway = self.settings.leeway.timeInterval
         guard claims.iss == self.settings.issuer else { throw .invalidToken(reason: "wrong issuer") }
         guard claims.aud == self.settings.audience else { throw .invalidToken(reason: "wrong audience") }
-        guard Double(claims.exp) + leeway > nowSeconds else { throw .invalidToken(reason: "expired") }
-        guard Double(claims.iat) - leeway <= nowSeconds else { throw .invalidToken(reason: "issued in the future") }
-        if let nbf = claims.nbf {
-            guard Double(nbf) - leeway <= nowSeconds else { throw .invalidToken(reason: "not yet valid") }
-        }
         guard let userId = UUID(uuidString: claims.sub), let sessionId = UUID(uuidString: claims.sid),
             let jti = UUID(uuidString: claims.jti)
         else { throw .invalidToken(reason: "malformed sub, sid or jti") }
         guard let role = Role(rawValue: claims.role) else { throw .invalidToken(reason: "unknown role") }
-        return VerifiedAccessToken(
+        let verified = VerifiedAccessToken(
             userId: userId,
             sessionId: sessionId,
             jti: jti,
@@ -75,7 +109,19 @@ public struct AccessTokenVerifier: Sendable {
             version: claims.ver,
             epoch: claims.epoch,
             issuedAt: Date(timeIntervalSince1970: TimeInterval(claims.iat)),
-            expiresAt: Date(timeIntervalSince1970: TimeInterval(claims.exp))
+            expiresAt: Date(timeIntervalSince1970: TimeInterval(claims.exp)),
+            notBefore: claims.nbf.map { Date(timeIntervalSince1970: TimeInterval($0)) }
         )
+        try self.checkTimes(expiresAt: verified.expiresAt, notBefore: verified.notBefore, issuedAt: verified.issuedAt, now: now)
+        return verified
+    }
+
+    func checkTimes(expiresAt: Date, notBefore: Date?, issuedAt: Date, now: Date) throws(AuthError) {
+        let leeway = self.settings.leeway.timeInterval
+        guard expiresAt.timeIntervalSince(now) + leeway > 0 else { throw .invalidToken(reason: "expired") }
+        guard issuedAt.timeIntervalSince(now) - leeway <= 0 else { throw .invalidToken(reason: "issued in the future") }
+        if let notBefore {
+            guard notBefore.timeIntervalSince(now) - leeway <= 0 else { throw .invalidToken(reason: "not yet valid") }
+        }
     }
 }

@@ -7,9 +7,14 @@ public struct SigningKey: Sendable {
     /// The smallest secret accepted, in bytes (RFC 7518 §3.2: at least the hash output size).
     public static let minimumSecretLength = 32
 
+    /// Signs (jwt-kit writes the JWT).
     let keys: JWTKeyCollection
+    /// Verifies (HMAC-SHA256 directly, constant-time compare).
+    let symmetricKey: SymmetricKey
+    /// The encoded header our signer writes, so that verification can recognise it without decoding it.
+    let canonicalHeader: [UInt8]
 
-    /// - Throws: ``AuthError/weakSecret`` when the secret is shorter than 32 bytes.
+    /// - Throws: ``AuthError/weakSecret(minimumBytes:)`` when the secret is shorter than 32 bytes.
     public init(secret: String) async throws {
         guard secret.utf8.count >= Self.minimumSecretLength else {
             throw AuthError.weakSecret(minimumBytes: Self.minimumSecretLength)
@@ -17,6 +22,12 @@ public struct SigningKey: Sendable {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.keys = keys
+        self.symmetricKey = SymmetricKey(data: Data(secret.utf8))
+        var header = JWTHeader()
+        header.typ = AccessTokenVerifier.tokenType
+        let probe = AccessTokenClaims(iss: "", aud: "", sub: "", sid: "", jti: "", iat: 0, nbf: nil, exp: 0, ver: 0, epoch: 0, role: "")
+        let sample = try await keys.sign(probe, header: header)
+        self.canonicalHeader = Array(sample.utf8.prefix { $0 != UInt8(ascii: ".") })
     }
 
     /// A new random secret: 48 random bytes, base64url, for development set-ups.

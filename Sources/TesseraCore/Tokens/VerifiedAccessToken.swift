@@ -11,8 +11,11 @@ public struct VerifiedAccessToken: Sendable, Equatable {
     public var epoch: Int64
     public var issuedAt: Date
     public var expiresAt: Date
+    public var notBefore: Date?
 
-    public init(userId: UUID, sessionId: UUID, jti: UUID, role: Role, version: Int64, epoch: Int64, issuedAt: Date, expiresAt: Date) {
+    public init(
+        userId: UUID, sessionId: UUID, jti: UUID, role: Role, version: Int64, epoch: Int64, issuedAt: Date, expiresAt: Date, notBefore: Date? = nil
+    ) {
         self.userId = userId
         self.sessionId = sessionId
         self.jti = jti
@@ -21,5 +24,6 @@ public struct VerifiedAccessToken: Sendable, Equatable {
         self.epoch = epoch
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
+        self.notBefore = notBefore
     }
 }

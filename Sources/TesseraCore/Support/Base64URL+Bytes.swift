@@ -1,0 +1,44 @@
+/// Allocation-light base64url decoding straight from UTF-8 bytes, for the token verification hot path.
+extension Base64URL {
+    private static let table: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (index, character) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8.enumerated() {
+            table[Int(character)] = UInt8(index)
+        }
+        return table
+    }()
+
+    /// Decodes unpadded base64url; nil on any character outside the alphabet, on padding, or on an impossible length.
+    /// Non-canonical trailing bits are refused too, so that one token has exactly one encoding.
+    public static func decode(bytes input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        let remainder = input.count % 4
+        guard remainder != 1 else { return nil }
+        var output = [UInt8]()
+        output.reserveCapacity(input.count * 3 / 4)
+        let table = Self.table
+        var index = 0
+        while index + 4 <= input.count {
+            let a = table[Int(input[index])], b = table[Int(input[index + 1])]
+            let c = table[Int(input[index + 2])], d = table[Int(input[index + 3])]
+            guard a | b | c | d != 0xFF, a < 64, b < 64, c < 64, d < 64 else { return nil }
+            output.append(a << 2 | b >> 4)
+            output.append(b << 4 | c >> 2)
+            output.append(c << 6 | d)
+            index += 4
+        }
+        switch remainder {
+        case 2:
+            let a = table[Int(input[index])], b = table[Int(input[index + 1])]
+            guard a < 64, b < 64, b & 0x0F == 0 else { return nil }
+            output.append(a << 2 | b >> 4)
+        case 3:
+            let a = table[Int(input[index])], b = table[Int(input[index + 1])], c = table[Int(input[index + 2])]
+            guard a < 64, b < 64, c < 64, c & 0x03 == 0 else { return nil }
+            output.append(a << 2 | b >> 4)
+            output.append(b << 4 | c >> 2)
+        default:
+            break
+        }
+        return output
+    }
+}

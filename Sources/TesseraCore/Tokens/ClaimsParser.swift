@@ -1,0 +1,133 @@
+/// Reads the flat JSON object of an access token's payload without a general JSON decoder.
+///
+/// It only ever sees payloads whose HMAC was already checked, so it parses what our signer writes: one object of
+/// string, integer, boolean and null members. Anything else it does not handle — nesting, escapes, fractions,
+/// duplicate keys — returns nil and the caller falls back to Foundation's `JSONDecoder`, so it never accepts more
+/// than the standard decoder would.
+enum ClaimsParser {
+    /// The claims Tessera writes, or nil when the payload needs the general decoder.
+    static func parse(_ bytes: [UInt8]) -> AccessTokenClaims? {
+        bytes.withUnsafeBufferPointer { buffer -> AccessTokenClaims? in
+            var iss: String?, aud: String?, sub: String?, sid: String?, jti: String?, role: String?
+            var iat: Int64?, nbf: Int64?, exp: Int64?, ver: Int64?, epoch: Int64?
+            var seen: UInt16 = 0
+            var index = 0
+            func skipSpace() {
+                while index < buffer.count, buffer[index] == 0x20 || buffer[index] == 0x0A || buffer[index] == 0x0D || buffer[index] == 0x09 {
+                    index += 1
+                }
+            }
+            func string() -> String? {
+                guard index < buffer.count, buffer[index] == 0x22 else { return nil }
+                index += 1
+                let start = index
+                while index < buffer.count, buffer[index] != 0x22 {
+                    // Escapes and control characters go to the general decoder.
+                    if buffer[index] == 0x5C || buffer[index] < 0x20 { return nil }
+                    index += 1
+                }
+                guard index < buffer.count else { return nil }
+                let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
+                index += 1
+                return text
+            }
+            func integer() -> Int64? {
+                var negative = false
+                if index < buffer.count, buffer[index] == 0x2D {
+                    negative = true
+                    index += 1
+                }
+                let start = index
+                var value: Int64 = 0
+                while index < buffer.count, buffer[index] >= 0x30, buffer[index] <= 0x39 {
+                    let (multiplied, overflow1) = value.multipliedReportingOverflow(by: 10)
+                    let (added, overflow2) = multiplied.addingReportingOverflow(Int64(buffer[index] - 0x30))
+                    guard !overflow1, !overflow2 else { return nil }
+                    value = added
+                    index += 1
+                }
+                guard index > start, index - start == 1 || buffer[start] != 0x30 else { return nil }
+                // Fractions and exponents go to the general decoder.
+                if index < buffer.count, buffer[index] == 0x2E || buffer[index] == 0x65 || buffer[index] == 0x45 { return nil }
+                return negative ? -value : value
+            }
+            func literal(_ word: String) -> Bool {
+                let utf8 = word.utf8
+                guard index + utf8.count <= buffer.count,
+                    UnsafeBufferPointer(rebasing: buffer[index..<(index + utf8.count)]).elementsEqual(utf8)
+                else { return false }
+                index += utf8.count
+                return true
+            }
+
+            skipSpace()
+            guard index < buffer.count, buffer[index] == 0x7B else { return nil }
+            index += 1
+            skipSpace()
+            if index < buffer.count, buffer[index] == 0x7D { return nil }
+            while true {
+                skipSpace()
+                guard let key = string() else { return nil }
+                skipSpace()
+                guard index < buffer.count, buffer[index] == 0x3A else { return nil }
+                index += 1
+                skipSpace()
+                guard index < buffer.count else { return nil }
+                let bit: UInt16
+                switch key {
+                case "iss": bit = 1 << 0
+                case "aud": bit = 1 << 1
+                case "sub": bit = 1 << 2
+                case "sid": bit = 1 << 3
+                case "jti": bit = 1 << 4
+                case "role": bit = 1 << 5
+                case "iat": bit = 1 << 6
+                case "nbf": bit = 1 << 7
+                case "exp": bit = 1 << 8
+                case "ver": bit = 1 << 9
+                case "epoch": bit = 1 << 10
+                default: bit = 0
+                }
+                if bit != 0 {
+                    guard seen & bit == 0 else { return nil }
+                    seen |= bit
+                }
+                switch key {
+                case "iss": guard let value = string() else { return nil }; iss = value
+                case "aud": guard let value = string() else { return nil }; aud = value
+                case "sub": guard let value = string() else { return nil }; sub = value
+                case "sid": guard let value = string() else { return nil }; sid = value
+                case "jti": guard let value = string() else { return nil }; jti = value
+                case "role": guard let value = string() else { return nil }; role = value
+                case "iat": guard let value = integer() else { return nil }; iat = value
+                case "nbf": guard let value = integer() else { return nil }; nbf = value
+                case "exp": guard let value = integer() else { return nil }; exp = value
+                case "ver": guard let value = integer() else { return nil }; ver = value
+                case "epoch": guard let value = integer() else { return nil }; epoch = value
+                default:
+                    // Unknown members are allowed if they are simple; anything nested goes to the general decoder.
+                    if buffer[index] == 0x22 {
+                        guard string() != nil else { return nil }
+                    } else if buffer[index] == 0x2D || (buffer[index] >= 0x30 && buffer[index] <= 0x39) {
+                        guard integer() != nil else { return nil }
+                    } else if !(literal("true") || literal("false") || literal("null")) {
+                        return nil
+                    }
+                }
+                skipSpace()
+                guard index < buffer.count else { return nil }
+                if buffer[index] == 0x2C {
+                    index += 1
+                    continue
+                }
+                guard buffer[index] == 0x7D else { return nil }
+                index += 1
+                skipSpace()
+                guard index == buffer.count else { return nil }
+                break
+            }
+            guard let iss, let aud, let sub, let sid, let jti, let role, let iat, let exp, let ver, let epoch else { return nil }
+            return AccessTokenClaims(iss: iss, aud: aud, sub: sub, sid: sid, jti: jti, iat: iat, nbf: nbf, exp: exp, ver: ver, epoch: epoch, role: role)
+        }
+    }
+}
