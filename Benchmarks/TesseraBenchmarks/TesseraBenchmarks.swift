@@ -1,0 +1,214 @@
+import Benchmark
+import Foundation
+import Logging
+import TesseraCore
+import TesseraStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Fixtures built once per process, outside the measured region.
+actor Fixtures {
+    static let shared = Fixtures()
+    let settings = TokenSettings()
+    let now = Date()
+    private var key: SigningKey?
+    private var tokens: [String] = []
+    private var indexes: [Int: RevocationIndex] = [:]
+
+    private var services: [UInt8: AuthService] = [:]
+
+    /// An account service on a temporary SQLite file with one account, `b@x.org`.
+    func service(bcryptCost: UInt8) async throws -> AuthService {
+        if let service = self.services[bcryptCost] { return service }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-bench-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        let store = try await StoreFactory.open(.sqlite(path: directory.appendingPathComponent("b.sqlite").path), logger: logger)
+        let auth = try await AuthService(
+            store: store, index: RevocationIndex(stalenessBound: .seconds(86_400)), hasher: BcryptPasswordHasher(cost: bcryptCost),
+            key: try await self.signingKey(), settings: TokenSettings(), logger: logger
+        )
+        auth.index.markSynced()
+        _ = try await auth.register(email: "b@x.org", password: "correct horse", origin: RequestOrigin())
+        self.services[bcryptCost] = auth
+        return auth
+    }
+
+    func signingKey() async throws -> SigningKey {
+        if let key { return key }
+        let key = try await SigningKey(secret: String(repeating: "b", count: 48))
+        self.key = key
+        return key
+    }
+
+    /// 4,096 distinct tokens as the server issues them.
+    func distinctTokens() async throws -> [String] {
+        if !self.tokens.isEmpty { return self.tokens }
+        let signer = AccessTokenSigner(key: try await self.signingKey(), settings: self.settings)
+        for _ in 0..<4096 {
+            let user = User(id: UUID(), email: "u@x.org", role: .user, isActive: true, createdAt: self.now)
+            let session = Session(
+                id: UUID(), userId: user.id, createdAt: self.now, lastSeenAt: self.now, expiresAt: self.now, ip: nil, userAgent: nil,
+                deviceName: nil, terminalId: nil, tokenVersion: 3, epoch: 1
+            )
+            self.tokens.append(try await signer.sign(user: user, session: session, now: self.now).token)
+        }
+        return self.tokens
+    }
+
+    /// An index holding `count` revoked tokens and sessions (half each) and a cutoff for every 100th user.
+    func index(revoked count: Int) -> RevocationIndex {
+        if let index = self.indexes[count] { return index }
+        let index = RevocationIndex(stalenessBound: .seconds(3600))
+        index.apply(Self.rows(count, now: self.now), now: self.now)
+        index.markSynced()
+        self.indexes[count] = index
+        return index
+    }
+
+    static func rows(_ count: Int, now: Date) -> [RevocationEntry] {
+        let until = now.addingTimeInterval(3600)
+        return (0..<count).map { seq in
+            let kind: RevocationKind =
+                switch seq % 100 {
+                case 0: .subject(userId: UUID(), acceptedFromVersion: 2)
+                case let n where n % 2 == 0: .token(jti: UUID(), until: until)
+                default: .session(id: UUID(), until: until)
+                }
+            return RevocationEntry(seq: Int64(seq + 1), kind: kind, revokedAt: now, actorId: nil, reason: nil)
+        }
+    }
+}
+
+/// Bytes the C heap holds right now (glibc), for memory per revoked entry.
+func heapBytesInUse() -> Int {
+    Int(mallinfo2().uordblks)
+}
+
+let benchmarks: @Sendable () -> Void = {
+    let fast: [BenchmarkMetric] = [.wallClock, .mallocCountTotal, .throughput]
+    Benchmark.defaultConfiguration = .init(metrics: fast, timeUnits: .nanoseconds, warmupIterations: 100, maxDuration: .seconds(3), maxIterations: 1_000_000)
+
+    Benchmark("verify: token seen before (cache hit)") { benchmark in
+        let tokens = try await Fixtures.shared.distinctTokens()
+        let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(), settings: TokenSettings())
+        let now = Date()
+        _ = try verifier.verify(tokens[0], now: now)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try verifier.verify(tokens[0], now: now)) }
+    }
+
+    Benchmark("verify: new token (HMAC + claims parse)") { benchmark in
+        let tokens = try await Fixtures.shared.distinctTokens()
+        let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(), settings: TokenSettings(), cacheCapacity: 0)
+        let now = Date()
+        var next = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(try verifier.verify(tokens[next & 4095], now: now))
+            next &+= 1
+        }
+    }
+
+    Benchmark("verify + revocation check, 1M revoked, token seen before") { benchmark in
+        let tokens = try await Fixtures.shared.distinctTokens()
+        let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(), settings: TokenSettings())
+        let index = await Fixtures.shared.index(revoked: 1_000_000)
+        let now = Date()
+        _ = try verifier.verify(tokens[1], now: now)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let token = try verifier.verify(tokens[1], now: now)
+            blackHole(index.isRevoked(token))
+        }
+    }
+
+    Benchmark("verify + revocation check, 1M revoked, new token") { benchmark in
+        let tokens = try await Fixtures.shared.distinctTokens()
+        let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(), settings: TokenSettings(), cacheCapacity: 0)
+        let index = await Fixtures.shared.index(revoked: 1_000_000)
+        let now = Date()
+        var next = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let token = try verifier.verify(tokens[next & 4095], now: now)
+            blackHole(index.isRevoked(token))
+            next &+= 1
+        }
+    }
+
+    for count in [0, 10_000, 1_000_000, 10_000_000] {
+        Benchmark("revocation check alone, \(count) revoked", configuration: .init(metrics: fast, timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
+            let index = await Fixtures.shared.index(revoked: count)
+            let probe = VerifiedAccessToken(
+                userId: UUID(), sessionId: UUID(), jti: UUID(), role: .user, version: 3, epoch: 1, issuedAt: Date(), expiresAt: Date()
+            )
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(index.isRevoked(probe)) }
+        }
+    }
+
+    Benchmark("apply 1,000 log rows to the index", configuration: .init(metrics: fast, timeUnits: .microseconds, maxDuration: .seconds(3))) { benchmark in
+        let rows = Fixtures.rows(1000, now: Date())
+        let index = RevocationIndex()
+        benchmark.startMeasurement()
+        index.apply(rows)
+        benchmark.stopMeasurement()
+        blackHole(index)
+    }
+
+    Benchmark(
+        "build the index from 1M log rows",
+        configuration: .init(metrics: [.wallClock, .peakMemoryResident], timeUnits: .milliseconds, maxDuration: .seconds(20), maxIterations: 5)
+    ) { benchmark in
+        let rows = Fixtures.rows(1_000_000, now: Date())
+        let index = RevocationIndex()
+        benchmark.startMeasurement()
+        index.applyFromLog(rows, throughSeq: Int64(rows.count))
+        benchmark.stopMeasurement()
+        blackHole(index)
+    }
+
+    let bytesPerEntry = BenchmarkMetric.custom("heap bytes per revoked entry", polarity: .prefersSmaller, useScalingFactor: false)
+    Benchmark("memory per revoked token or session entry at 1M", configuration: .init(metrics: [bytesPerEntry], maxIterations: 3)) { benchmark in
+        let until = Date().addingTimeInterval(3600)
+        let rows = (0..<1_000_000).map { seq in
+            RevocationEntry(
+                seq: Int64(seq + 1), kind: seq % 2 == 0 ? .token(jti: UUID(), until: until) : .session(id: UUID(), until: until), revokedAt: Date(),
+                actorId: nil, reason: nil
+            )
+        }
+        let before = heapBytesInUse()
+        let index = RevocationIndex()
+        index.apply(rows)
+        let after = heapBytesInUse()
+        blackHole(index)
+        benchmark.measurement(bytesPerEntry, (after - before) / rows.count)
+    }
+
+    // The write path and the bcrypt-bound sign-in, on a real SQLite file (WAL, synchronous=FULL).
+    let writes: Benchmark.Configuration = .init(metrics: [.wallClock, .throughput], timeUnits: .microseconds, maxDuration: .seconds(5), maxIterations: 2000)
+    Benchmark("sign-in on SQLite (bcrypt cost 10)", configuration: .init(metrics: [.wallClock], timeUnits: .milliseconds, maxIterations: 30)) { benchmark in
+        let auth = try await Fixtures.shared.service(bcryptCost: 10)
+        benchmark.startMeasurement()
+        blackHole(try await auth.login(email: "b@x.org", password: "correct horse", origin: RequestOrigin()))
+    }
+
+    Benchmark("refresh on SQLite (rotation, one transaction)", configuration: writes) { benchmark in
+        let auth = try await Fixtures.shared.service(bcryptCost: 4)
+        let pair = try await auth.login(email: "b@x.org", password: "correct horse", origin: RequestOrigin())
+        benchmark.startMeasurement()
+        blackHole(try await auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin()))
+    }
+
+    Benchmark("logout on SQLite (durable revocation, one transaction)", configuration: writes) { benchmark in
+        let auth = try await Fixtures.shared.service(bcryptCost: 4)
+        let pair = try await auth.login(email: "b@x.org", password: "correct horse", origin: RequestOrigin())
+        let caller = try await auth.authenticate(accessToken: pair.accessToken)
+        benchmark.startMeasurement()
+        try await auth.logout(caller, origin: RequestOrigin())
+    }
+}
