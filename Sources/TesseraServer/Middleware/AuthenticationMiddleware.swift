@@ -17,15 +17,28 @@ struct AuthenticationMiddleware: RouterMiddleware {
     }
 
     /// The token of a single `Authorization: Bearer <token>` header, or nil for anything else.
+    ///
+    /// Works on the UTF-8 bytes: splitting a 450-byte header as `Character`s showed up as the largest cost of a
+    /// protected request in a profile.
     static func bearerToken(in request: Request) -> String? {
         let values = request.headers[values: .authorization]
         guard values.count == 1, let header = values.first else { return nil }
-        guard header.utf8.count <= AccessTokenVerifier.maximumTokenLength + 16 else { return nil }
-        let parts = header.split(separator: " ", omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = String(parts[1])
-        guard token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
-        return token
+        let utf8 = header.utf8
+        guard utf8.count <= AccessTokenVerifier.maximumTokenLength + 16 else { return nil }
+        let scheme = "bearer".utf8
+        var index = utf8.startIndex
+        for expected in scheme {
+            guard index != utf8.endIndex, utf8[index] | 0x20 == expected else { return nil }
+            index = utf8.index(after: index)
+        }
+        guard index != utf8.endIndex, utf8[index] == UInt8(ascii: " ") else { return nil }
+        while index != utf8.endIndex, utf8[index] == UInt8(ascii: " ") { index = utf8.index(after: index) }
+        var end = utf8.endIndex
+        while end > index, utf8[utf8.index(before: end)] == UInt8(ascii: " ") { end = utf8.index(before: end) }
+        let token = utf8[index..<end]
+        // One token of visible ASCII: no inner spaces, no control characters, nothing beyond ASCII.
+        guard !token.isEmpty, token.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return String(Substring(token))
     }
 }
 
