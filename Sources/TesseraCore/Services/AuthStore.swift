@@ -11,8 +11,6 @@ public protocol AuthStore: Sendable {
     func user(id: UUID) async throws -> User?
     /// The account with this normalized email and its password hash.
     func credentials(normalizedEmail: String) async throws -> UserCredentials?
-    /// Replaces the password hash (no revocation; see ``revoke(_:)`` for that).
-    func setPasswordHash(userId: UUID, hash: String) async throws
 
     /// Opens a session at the user's current token version and the current epoch.
     func openSession(_ session: NewSession, audit: AuditRecord) async throws -> SessionGrant

@@ -49,7 +49,6 @@ extension SQLAuthStore {
             let row = try await db.raw(
                 """
                 SELECT s.*, u.email AS user_email, u.role AS user_role, u.is_active AS user_is_active, u.created_at AS user_created_at,
-                       u.id AS user_id_check,
                        CASE WHEN \(unsafeRaw: Self.liveSessionCondition) AND s.expires_at > \(bind: now) THEN 1 ELSE 0 END AS live
                 FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN global_state g
                 WHERE s.refresh_token_hash = \(bind: rotation.presentedHash)

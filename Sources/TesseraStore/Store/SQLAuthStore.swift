@@ -49,14 +49,6 @@ public struct SQLAuthStore: AuthStore {
         }
     }
 
-    public func setPasswordHash(userId: UUID, hash: String) async throws {
-        try await self.database.transaction { db in
-            try await db.raw(
-                "UPDATE users SET password_hash = \(bind: hash), updated_at = \(bind: Column.millis(Date())) WHERE id = \(bind: Column.id(userId))"
-            ).run()
-        }
-    }
-
     public func ping() async throws {
         _ = try await self.database.read { db in
             try await db.raw("SELECT epoch FROM global_state WHERE id = 1").first()?.decode(column: "epoch", as: Int64.self)
