@@ -15,8 +15,11 @@ public struct TesseraServices: Sendable {
     }
 }
 
-/// Opens the store, loads the revocation index, and builds the services every front end (server, CLI) shares.
-public func buildServices(configuration: Configuration, logger: Logger) async throws -> TesseraServices {
+/// Opens the store and builds the services every front end (server, CLI) shares.
+///
+/// - Parameter loadRevocationLog: read the whole log into the index before returning. A server must; a one-shot
+///   command that only writes revocations need not, and skips reading a log of millions of rows on every run.
+public func buildServices(configuration: Configuration, logger: Logger, loadRevocationLog: Bool = true) async throws -> TesseraServices {
     let store = try await StoreFactory.open(configuration.database, logger: logger)
     let secret = try SecretResolver.resolve(configuration, logger: logger)
     let index = RevocationIndex(stalenessBound: configuration.stalenessBound)
@@ -30,7 +33,7 @@ public func buildServices(configuration: Configuration, logger: Logger) async th
     )
     let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
     // The whole log is applied before the first request is answered.
-    try await follower.catchUp()
+    if loadRevocationLog { try await follower.catchUp() }
     return TesseraServices(auth: auth, follower: follower)
 }
 

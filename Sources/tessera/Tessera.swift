@@ -108,12 +108,12 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     /// Runs a one-shot command with the shared services, logging only errors so that output stays readable, and
-    /// closes the database afterwards whatever happens.
+    /// closes the database afterwards whatever happens. Commands check no tokens, so the log is not read into an index.
     func withServices<T>(_ body: (TesseraServices) async throws -> T) async throws -> T {
         let configuration = try self.configuration()
         var logger = Logger(label: "tessera.cli")
         logger.logLevel = .error
-        let services = try await buildServices(configuration: configuration, logger: logger)
+        let services = try await buildServices(configuration: configuration, logger: logger, loadRevocationLog: false)
         do {
             let result = try await body(services)
             await services.close()

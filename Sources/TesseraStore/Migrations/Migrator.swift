@@ -18,7 +18,11 @@ public struct Migrator: Sendable {
     /// The highest version applied, 0 for a new database.
     public func currentVersion() async throws -> Int {
         try await self.ensureBookkeeping()
-        return try await self.database.read { db in
+        return try await self.appliedVersion()
+    }
+
+    private func appliedVersion() async throws -> Int {
+        try await self.database.read { db in
             try await db.raw("SELECT COALESCE(MAX(version), 0) AS version FROM tessera_migrations").first()?.decode(column: "version", as: Int.self) ?? 0
         }
     }
@@ -28,7 +32,7 @@ public struct Migrator: Sendable {
     public func migrate(upTo target: Int? = nil) async throws -> [Int] {
         try await self.ensureBookkeeping()
         let target = target ?? Migrations.latestVersion
-        let current = try await self.currentVersion()
+        let current = try await self.appliedVersion()
         if current > Migrations.latestVersion {
             throw MigrationError(
                 description: "the database is at schema version \(current), newer than this tessera knows (\(Migrations.latestVersion)); upgrade tessera"
