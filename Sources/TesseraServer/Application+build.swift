@@ -8,6 +8,8 @@ import TesseraStore
 public struct TesseraServices: Sendable {
     public let auth: AuthService
     public let follower: RevocationLogFollower
+    /// Cookies and CSRF tokens of the web pages.
+    public let browser: BrowserSession
 
     /// Closes the database connections.
     public func close() async {
@@ -34,27 +36,49 @@ public func buildServices(configuration: Configuration, logger: Logger, loadRevo
     let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
     // The whole log is applied before the first request is answered.
     if loadRevocationLog { try await follower.catchUp() }
-    return TesseraServices(auth: auth, follower: follower)
+    let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
+    return TesseraServices(auth: auth, follower: follower, browser: browser)
 }
 
-/// Builds the router with every route of the API contract, and 405 answers for other methods on its paths.
-public func buildRouter(auth: AuthService) -> Router<TesseraRequestContext> {
-    let router = buildRoutes(auth: auth)
+/// Builds the router: the JSON API of the contract, the web pages, and 405 answers for other methods on their paths.
+public func buildRouter(services: TesseraServices, configuration: Configuration, renderer: PageRenderer) -> Router<TesseraRequestContext> {
+    let router = Router(context: TesseraRequestContext.self)
+    router.add(middleware: ProblemMiddleware())
+    addAPIRoutes(to: router, auth: services.auth, registrationOpen: configuration.registrationOpen)
+    addPageRoutes(to: router, services: services, renderer: renderer, registrationOpen: configuration.registrationOpen)
     router.addMethodNotAllowedFallbacks()
     return router
 }
 
-/// The routes of the API contract alone.
-func buildRoutes(auth: AuthService) -> Router<TesseraRequestContext> {
-    let router = Router(context: TesseraRequestContext.self)
-    router.add(middleware: ProblemMiddleware())
+/// The routes of the API contract (`openapi.yaml` lists exactly these).
+func addAPIRoutes(to router: Router<TesseraRequestContext>, auth: AuthService, registrationOpen: Bool) {
     HealthController(auth: auth).addRoutes(to: router)
     let api = router.group("api")
     let protectedAPI = router.group("api").add(middleware: AuthenticationMiddleware(auth: auth))
-    AuthController(auth: auth).addRoutes(open: api.group("auth"), protected: protectedAPI.group("auth"))
+    AuthController(auth: auth, registrationOpen: registrationOpen).addRoutes(open: api.group("auth"), protected: protectedAPI.group("auth"))
     MeController(auth: auth).addRoutes(to: protectedAPI)
     AdminController(auth: auth).addRoutes(to: router.group("api/admin").add(middleware: AuthenticationMiddleware(auth: auth)).add(middleware: AdminMiddleware()))
-    return router
+}
+
+/// The web pages: sign-in and registration, the account page, the admin console, and their stylesheet and script.
+func addPageRoutes(to router: Router<TesseraRequestContext>, services: TesseraServices, renderer: PageRenderer, registrationOpen: Bool) {
+    let auth = services.auth
+    let browser = services.browser
+    router.get("/") { request, _ in pageRedirect(to: "/account", request: request) }
+    router.get("static/{name}") { _, context -> Response in
+        guard let name = context.parameters.get("name"), let asset = renderer.asset(named: name) else {
+            throw ProblemError(.notFound, code: "not_found", detail: "There is no such file.")
+        }
+        return asset
+    }
+    let anonymous = router.group().add(middleware: PageErrorMiddleware(renderer: renderer)).add(middleware: CSRFMiddleware(browser: browser))
+    let signedIn = router.group()
+        .add(middleware: PageErrorMiddleware(renderer: renderer))
+        .add(middleware: PageSessionMiddleware(auth: auth, browser: browser, refresher: RefreshCoalescer(auth: auth)))
+        .add(middleware: CSRFMiddleware(browser: browser))
+    SignInPages(auth: auth, browser: browser, renderer: renderer, registrationOpen: registrationOpen).addRoutes(anonymous: anonymous, signedIn: signedIn)
+    AccountPages(auth: auth, browser: browser, renderer: renderer).addRoutes(to: signedIn)
+    AdminPages(auth: auth, browser: browser, renderer: renderer).addRoutes(to: signedIn.group().add(middleware: AdminMiddleware()))
 }
 
 /// Builds the whole service: store, index and its follower, router and HTTP server, as one application whose
@@ -62,9 +86,11 @@ func buildRoutes(auth: AuthService) -> Router<TesseraRequestContext> {
 public func buildApplication(configuration: Configuration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "tessera")
     logger.logLevel = configuration.logLevel
+    // Templates first: a broken template fails the start before any database connection is open.
+    let renderer = try await PageRenderer()
     let services = try await buildServices(configuration: configuration, logger: logger)
     var app = Application(
-        router: buildRouter(auth: services.auth),
+        router: buildRouter(services: services, configuration: configuration, renderer: renderer),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
         logger: logger
     )

@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import Logging
 import Testing
 import TesseraCore
@@ -42,7 +43,9 @@ import TesseraStore
             database: .sqlite(path: directory.appendingPathComponent("t.sqlite").path), jwtSecret: TestApp.secret, bcryptCost: 4
         )
         let services = try await buildServices(configuration: configuration, logger: TestDatabaseLogger.logger)
-        let routes = buildRoutes(auth: services.auth).routes
+        let router = Router(context: TesseraRequestContext.self)
+        addAPIRoutes(to: router, auth: services.auth, registrationOpen: true)
+        let routes = router.routes
         await services.close()
         return Set(
             routes.map { route in

@@ -27,6 +27,8 @@ public struct Configuration: Sendable {
     public var followInterval: Duration
     /// How long the index may go without reading the log before protected routes answer 503.
     public var stalenessBound: Duration
+    /// Whether anyone may create an account (`TESSERA_REGISTRATION=open`, the default) or only administrators (`closed`).
+    public var registrationOpen: Bool
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: DatabaseURL = .default, jwtSecret: String? = nil,
@@ -44,10 +46,11 @@ public struct Configuration: Sendable {
         self.logLevel = logLevel
         self.followInterval = followInterval
         self.stalenessBound = stalenessBound
+        self.registrationOpen = true
     }
 
     /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `BCRYPT_COST`, `LOG_LEVEL`).
+    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `BCRYPT_COST`, `LOG_LEVEL`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
         func value(_ name: String) -> String? {
@@ -82,6 +85,13 @@ public struct Configuration: Sendable {
                 throw ConfigurationError("AUDIT_RETENTION_DAYS must be a whole number of days above 0 (unset keeps audit rows forever), not '\(days)'")
             }
             configuration.auditRetentionDays = parsed
+        }
+        if let registration = value("TESSERA_REGISTRATION") {
+            switch registration.lowercased() {
+            case "open": configuration.registrationOpen = true
+            case "closed": configuration.registrationOpen = false
+            default: throw ConfigurationError("TESSERA_REGISTRATION must be 'open' or 'closed', not '\(registration)'")
+            }
         }
         if let cost = value("BCRYPT_COST") {
             guard let parsed = UInt8(cost), (4...31).contains(parsed) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 31, not '\(cost)'") }

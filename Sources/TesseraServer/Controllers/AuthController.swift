@@ -6,6 +6,8 @@ import TesseraCore
 struct AuthController {
     typealias Context = TesseraRequestContext
     let auth: AuthService
+    /// False with `TESSERA_REGISTRATION=closed`: accounts are made by administrators only.
+    let registrationOpen: Bool
 
     struct RegisterRequest: Decodable {
         var email: String
@@ -40,6 +42,7 @@ struct AuthController {
     }
 
     @Sendable func register(request: Request, context: Context) async throws -> EditedResponse<RegisteredResponse> {
+        guard self.registrationOpen else { throw SignInPages.registrationClosed }
         let body = try await request.decodeJSON(as: RegisterRequest.self, context: context)
         let user = try await self.auth.register(email: body.email, password: body.password, origin: request.origin(context: context))
         return EditedResponse(status: .created, response: RegisteredResponse(user: UserResponse(user)))

@@ -10,12 +10,15 @@ public struct TesseraRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The verified, unrevoked access token of the caller; nil on public routes.
     public var identity: VerifiedAccessToken?
+    /// The CSRF token the page forms of a signed-in browser carry (set by the pages' session middleware only).
+    var csrfToken: String?
     /// The peer's IP address, when the transport knows it.
     public let remoteIP: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
+        self.csrfToken = nil
         self.remoteIP = source.channel.remoteAddress?.ipAddress
     }
 

@@ -1,0 +1,225 @@
+import Foundation
+import Hummingbird
+import TesseraCore
+
+/// `/admin`: accounts with search, deactivate / activate, revoke, un-revoke and password reset; revoke-all and its
+/// undo; the audit log with filters and paging. Behind ``PageSessionMiddleware``, ``AdminMiddleware`` and ``CSRFMiddleware``.
+struct AdminPages {
+    typealias Context = TesseraRequestContext
+    let auth: AuthService
+    let browser: BrowserSession
+    let renderer: PageRenderer
+
+    struct AdminPage: Sendable {
+        let title = "Administration"
+        let header: PageHeader
+        let notice: String?
+        let search: String
+        let users: [UserRow]
+        let nextUsersLink: String?
+        let filter: AuditFilter
+        let events: [EventOption]
+        let auditError: String?
+        let audit: [AuditRow]
+        let nextAuditLink: String?
+    }
+
+    struct UserRow: Sendable {
+        let id: String
+        let email: String
+        let role: String
+        let isActive: Bool
+        let isSelf: Bool
+        let created: String
+    }
+
+    struct AuditFilter: Sendable {
+        var user = ""
+        var event = ""
+        var since = ""
+        var until = ""
+    }
+
+    struct EventOption: Sendable {
+        let name: String
+        let selected: Bool
+    }
+
+    struct AuditRow: Sendable {
+        let at: String
+        let event: String
+        let actor: String
+        let subject: String
+        let session: String
+        let ip: String
+        let client: String
+        let details: String
+
+        init(_ record: AuditRecord, emails: [UUID: String]) {
+            func person(_ id: UUID?) -> String {
+                guard let id else { return "—" }
+                return emails[id] ?? id.uuidString.lowercased()
+            }
+            self.at = PageFormat.time(record.at)
+            self.event = record.event.rawValue
+            self.actor = person(record.actorId)
+            self.subject = person(record.subjectId)
+            self.session = record.sessionId.map { String($0.uuidString.lowercased().prefix(8)) } ?? "—"
+            self.ip = record.ip ?? "—"
+            self.client = record.userAgent.map { PageFormat.userAgent($0) } ?? "—"
+            let pairs: [String] = record.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            self.details = pairs.joined(separator: ", ")
+        }
+    }
+
+    func addRoutes(to admin: RouterGroup<Context>) {
+        admin.get("admin", use: self.page)
+        for action in ["deactivate", "activate", "revoke", "unrevoke", "password"] {
+            admin.post(RouterPath("admin/users/{id}/\(action)")) { request, context in
+                try await self.userAction(action, request: request, context: context)
+            }
+        }
+        admin.post("admin/revoke-all", use: self.revokeAll)
+        admin.post("admin/unrevoke-all", use: self.unrevokeAll)
+    }
+
+    @Sendable func page(request: Request, context: Context) async throws -> Response {
+        let caller = try context.requireIdentity()
+        let me = try await self.auth.me(caller)
+        let query = request.uri.queryParameters
+        func parameter(_ name: String) -> String {
+            query[Substring(name)].map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+        }
+        let search = parameter("q")
+        let users = try await self.auth.listUsers(search: search.isEmpty ? nil : search, cursor: parameter("cursor").nilIfEmpty, limit: 25)
+        let filter = AuditFilter(user: parameter("auditUser"), event: parameter("event"), since: parameter("since"), until: parameter("until"))
+        var auditQuery = AuditQuery(limit: 25)
+        var auditError: String?
+        do {
+            auditQuery = try await self.auditQuery(filter)
+        } catch {
+            auditError = "\(error)"
+        }
+        var events: [AuditRecord] = []
+        var nextAuditCursor: String?
+        if auditError == nil {
+            let audit = try await self.auth.auditLog(auditQuery, cursor: parameter("auditCursor").nilIfEmpty)
+            events = audit.events
+            nextAuditCursor = audit.nextCursor
+        }
+        var emails: [UUID: String] = [:]
+        for id in Set(events.flatMap { [$0.actorId, $0.subjectId].compactMap { $0 } }) {
+            emails[id] = try await self.auth.store.user(id: id)?.email
+        }
+        let page = AdminPage(
+            header: try PageHeader(user: me, context: context, onAdmin: true),
+            notice: PageFormat.notice(query["notice"].map(String.init)),
+            search: search,
+            users: users.users.map {
+                UserRow(
+                    id: $0.id.uuidString.lowercased(), email: $0.email, role: $0.role.rawValue, isActive: $0.isActive, isSelf: $0.id == me.id,
+                    created: PageFormat.time($0.createdAt)
+                )
+            },
+            nextUsersLink: users.nextCursor.map { Self.link(["q": search, "cursor": $0]) },
+            filter: filter,
+            events: AuditEventName.allCases.map { EventOption(name: $0.rawValue, selected: $0.rawValue == filter.event) },
+            auditError: auditError,
+            audit: events.map { AuditRow($0, emails: emails) },
+            nextAuditLink: nextAuditCursor.map {
+                Self.link(["q": search, "auditUser": filter.user, "event": filter.event, "since": filter.since, "until": filter.until, "auditCursor": $0])
+            }
+        )
+        return self.renderer.render("admin", page)
+    }
+
+    func userAction(_ action: String, request: Request, context: Context) async throws -> Response {
+        let caller = try context.requireIdentity()
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw AuthError.userNotFound }
+        var request = request
+        let form = try await request.formFields(context: context)
+        let origin = request.origin(context: context)
+        let reason = form["reason"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+        let notice: String
+        switch action {
+        case "deactivate":
+            _ = try await self.auth.deactivate(userId: id, actorId: caller.userId, reason: reason, origin: origin)
+            notice = "user-deactivated"
+        case "activate":
+            _ = try await self.auth.activate(userId: id, actorId: caller.userId, origin: origin)
+            notice = "user-activated"
+        case "revoke":
+            guard try await self.auth.revokeUsers([id], actorId: caller.userId, reason: reason, origin: origin) > 0 else { throw AuthError.userNotFound }
+            notice = "user-revoked"
+        case "unrevoke":
+            _ = try await self.auth.unrevoke(.subject(id), actorId: caller.userId, reason: reason, origin: origin)
+            notice = "user-unrevoked"
+        default:
+            let password = try form.require("newPassword", label: "New password")
+            _ = try await self.auth.resetPassword(userId: id, newPassword: password, actorId: caller.userId, origin: origin)
+            notice = "password-reset"
+        }
+        return pageRedirect(to: "/admin?notice=\(notice)", request: request)
+    }
+
+    @Sendable func revokeAll(request: Request, context: Context) async throws -> Response {
+        var request = request
+        let form = try await request.formFields(context: context)
+        let reason = form["reason"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+        _ = try await self.auth.revokeAll(actorId: try context.requireIdentity().userId, reason: reason, origin: request.origin(context: context))
+        // The admin's own session was issued before now: it is revoked too.
+        return pageRedirect(to: "/login?m=revoked-all", request: request, cookies: self.browser.clearedCookies())
+    }
+
+    @Sendable func unrevokeAll(request: Request, context: Context) async throws -> Response {
+        _ = try await self.auth.unrevoke(.global, actorId: try context.requireIdentity().userId, reason: nil, origin: request.origin(context: context))
+        return pageRedirect(to: "/admin?notice=unrevoked-all", request: request)
+    }
+
+    /// The audit filter of the form: a user by email or id, an event name, and times (`datetime-local`, read as UTC).
+    private func auditQuery(_ filter: AuditFilter) async throws -> AuditQuery {
+        var query = AuditQuery(limit: 25)
+        if !filter.user.isEmpty {
+            if let id = UUID(uuidString: filter.user) {
+                query.userId = id
+            } else if let user = try await self.auth.user(email: filter.user) {
+                query.userId = user.id
+            } else {
+                throw PageFilterError("No account has the email or id “\(filter.user)”.")
+            }
+        }
+        if !filter.event.isEmpty {
+            guard let event = AuditEventName(rawValue: filter.event) else { throw PageFilterError("Unknown event “\(filter.event)”.") }
+            query.event = event
+        }
+        query.since = try Self.time(filter.since, label: "From")
+        query.until = try Self.time(filter.until, label: "To")
+        return query
+    }
+
+    private static func time(_ text: String, label: String) throws -> Date? {
+        guard !text.isEmpty else { return nil }
+        let candidates = [text, text + "Z", text + ":00Z"]
+        for candidate in candidates {
+            if let date = try? Date(candidate, strategy: .iso8601) { return date }
+        }
+        throw PageFilterError("\(label) is not a time like 2026-11-23T10:05.")
+    }
+
+    /// `/admin?…` with the non-empty parameters, percent-encoded.
+    private static func link(_ parameters: [String: String]) -> String {
+        var components = URLComponents()
+        components.path = "/admin"
+        components.queryItems = parameters.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+        return components.string ?? "/admin"
+    }
+}
+
+struct PageFilterError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension String {
+    var nilIfEmpty: String? { self.isEmpty ? nil : self }
+}

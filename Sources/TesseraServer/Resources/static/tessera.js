@@ -1,0 +1,112 @@
+// Tessera pages: every form marked data-fetch is sent with fetch so that the answer can be shown inline, and a
+// form marked data-confirm first asks "Are you sure?" beside its button. Without this script the forms still work.
+(function () {
+  "use strict";
+
+  var UNREACHABLE = "Could not reach Tessera, so nothing was changed. Check the connection and try again.";
+
+  function statusOf(form) {
+    var status = form.querySelector(".form-status");
+    if (!status) {
+      status = document.createElement("p");
+      status.className = "form-status";
+      status.setAttribute("role", "alert");
+      form.appendChild(status);
+    }
+    return status;
+  }
+
+  function setBusy(form, busy) {
+    form.querySelectorAll("button").forEach(function (button) { button.disabled = busy; });
+    form.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  function showError(form, message) {
+    var status = statusOf(form);
+    status.textContent = message;
+    status.classList.add("error");
+  }
+
+  function send(form) {
+    var status = statusOf(form);
+    status.textContent = "";
+    status.classList.remove("error");
+    setBusy(form, true);
+    var body = new URLSearchParams(new FormData(form));
+    fetch(form.action, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "X-Tessera-Fetch": "1", "Accept": "application/json" }
+    }).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (data && data.redirect) {
+          window.location.assign(data.redirect);
+          return;
+        }
+        setBusy(form, false);
+        if (!response.ok) {
+          showError(form, (data && data.detail) || ("Tessera answered " + response.status + "; nothing is known to have changed. Try again."));
+        }
+      });
+    }, function () {
+      setBusy(form, false);
+      showError(form, UNREACHABLE);
+    });
+  }
+
+  function makeButton(text, className) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = className;
+    button.textContent = text;
+    return button;
+  }
+
+  function askFirst(form) {
+    var submit = form.querySelector("[type=submit]");
+    var box = form.querySelector(".confirm");
+    if (!box) {
+      box = document.createElement("span");
+      box.className = "confirm";
+      box.setAttribute("role", "group");
+      box.setAttribute("aria-label", "Confirm: " + submit.textContent);
+      var question = document.createElement("span");
+      question.className = "confirm-question";
+      question.textContent = "Are you sure?";
+      var yes = makeButton("Yes", "confirm-yes");
+      var cancel = makeButton("Cancel", "confirm-cancel");
+      yes.addEventListener("click", function () {
+        box.hidden = true;
+        submit.hidden = false;
+        form.dataset.confirmed = "yes";
+        form.requestSubmit();
+      });
+      cancel.addEventListener("click", function () {
+        box.hidden = true;
+        submit.hidden = false;
+        submit.focus();
+      });
+      box.addEventListener("keydown", function (event) {
+        if (event.key === "Escape") { cancel.click(); }
+      });
+      box.append(question, " ", yes, " ", cancel);
+      submit.after(box);
+    }
+    box.hidden = false;
+    submit.hidden = true;
+    box.querySelector(".confirm-cancel").focus();
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-fetch")) { return; }
+    event.preventDefault();
+    if (form.hasAttribute("data-confirm") && form.dataset.confirmed !== "yes") {
+      askFirst(form);
+      return;
+    }
+    delete form.dataset.confirmed;
+    send(form);
+  });
+})();

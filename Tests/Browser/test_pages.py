@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""Tessera's web pages in a real headless Chromium (Debian's chromium and chromium-driver), against the real binary.
+
+Run by scripts/test after `swift test`; by hand:
+    TESSERA_BINARY=.build/debug/tessera .build-venv/bin/python Tests/Browser/test_pages.py -v
+TESSERA_SCREENSHOTS=docs/screenshots also saves the login, account and admin pages there as PNG.
+Nothing is downloaded: the driver is Debian's, by path, and Chromium resolves no host but 127.0.0.1 and localhost.
+"""
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+BINARY = os.environ.get("TESSERA_BINARY", ".build/debug/tessera")
+SCREENSHOTS = os.environ.get("TESSERA_SCREENSHOTS")
+SECRET = "browser-tests-secret-0123456789-abcdefghij"
+PASSWORD = "correct horse"
+ADMIN = "admin@example.org"
+
+
+class Server:
+    """`tessera serve` on a fresh SQLite file and a free loopback port; restartable on the same port."""
+
+    def __init__(self):
+        self.directory = tempfile.mkdtemp(prefix="tessera-browser-")
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=os.path.join(self.directory, "tessera.sqlite"),
+            JWT_SECRET=SECRET,
+            BCRYPT_COST="4",
+            LOG_LEVEL="info",
+        )
+        self.process = None
+        self.port = 0
+        self.starts = 0
+        self.start()
+
+    def start(self, port=0):
+        self.starts += 1
+        log_path = os.path.join(self.directory, f"server-{self.starts}.log")
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [BINARY, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=self.env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                match = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
+            if match and int(match.group(1)) > 0:
+                self.port = int(match.group(1))
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError("tessera serve exited: " + open(log_path).read())
+            time.sleep(0.05)
+        raise RuntimeError("tessera serve did not start within 30 s")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+        self.log.close()
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *arguments, stdin=None):
+        return subprocess.run([BINARY, *arguments], env=self.env, input=stdin, capture_output=True, text=True, check=True)
+
+    def api(self, method, path, body=None, token=None):
+        """(status, parsed JSON or None) of one API call."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                text = response.read()
+                return response.status, json.loads(text) if text else None
+        except urllib.error.HTTPError as error:
+            text = error.read()
+            return error.code, json.loads(text) if text else None
+
+    def register(self, email):
+        status, _ = self.api("POST", "/api/auth/register", {"email": email, "password": PASSWORD})
+        assert status == 201, status
+        return email
+
+    def api_token(self, email):
+        status, pair = self.api("POST", "/api/auth/login", {"email": email, "password": PASSWORD, "deviceName": "script"})
+        assert status == 200, status
+        return pair["accessToken"]
+
+
+def new_browser(width=1280, height=900):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+    ):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+
+
+class PageTestCase(unittest.TestCase):
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.server.cli("users", "add", ADMIN, "--admin", "--password-stdin", stdin=PASSWORD + "\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def setUp(self):
+        self.browsers = []
+
+    def tearDown(self):
+        for browser in self.browsers:
+            browser.quit()
+
+    def browser(self, **size):
+        browser = new_browser(**size)
+        self.browsers.append(browser)
+        return browser
+
+    def wait(self, browser, seconds=10):
+        return WebDriverWait(browser, seconds)
+
+    def wait_for_path(self, browser, path):
+        self.wait(browser).until(lambda b: b.current_url.split("?")[0] == self.server.base + path)
+
+    def sign_in(self, browser, email, device=None):
+        browser.get(self.server.base + "/login")
+        browser.find_element(By.ID, "email").send_keys(email)
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        if device:
+            browser.find_element(By.ID, "deviceName").send_keys(device)
+        browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+        self.wait_for_path(browser, "/account")
+        return browser
+
+    def confirm(self, browser, button, answer="Yes"):
+        """Clicks a button that asks first, checks the inline question, and answers it."""
+        form = button.find_element(By.XPATH, "./ancestor::form")
+        button.click()
+        question = self.wait(browser).until(lambda b: form.find_element(By.CSS_SELECTOR, ".confirm-question"))
+        self.assertEqual(question.text, "Are you sure?")
+        self.assertFalse(button.is_displayed(), "the button makes way for the question")
+        form.find_element(By.CSS_SELECTOR, ".confirm-yes" if answer == "Yes" else ".confirm-cancel").click()
+
+    def notice(self, browser):
+        return self.wait(browser).until(EC.visibility_of_element_located((By.ID, "notice"))).text
+
+    def screenshot(self, browser, name):
+        if SCREENSHOTS:
+            os.makedirs(SCREENSHOTS, exist_ok=True)
+            browser.save_screenshot(os.path.join(SCREENSHOTS, name + ".png"))
+
+    def assert_no_secret_in_page(self, browser):
+        """No token in the HTML or the URL, and none readable by script (httpOnly)."""
+        cookies = {c["name"]: c for c in browser.get_cookies()}
+        for name in ("tessera_access", "tessera_refresh"):
+            self.assertIn(name, cookies)
+            self.assertTrue(cookies[name]["httpOnly"])
+            self.assertEqual(cookies[name]["sameSite"], "Lax")
+            self.assertNotIn(cookies[name]["value"], browser.page_source)
+            self.assertNotIn(cookies[name]["value"], browser.current_url)
+        self.assertEqual(browser.execute_script("return document.cookie"), "")
+
+    def assert_every_input_labelled(self, browser):
+        unlabelled = browser.execute_script(
+            "return [...document.querySelectorAll('input:not([type=hidden]):not([hidden]), select')]"
+            ".filter(e => e.labels.length === 0).map(e => e.outerHTML)"
+        )
+        self.assertEqual(unlabelled, [])
+
+
+class SignOutTests(PageTestCase):
+    def test_sign_out_of_all_devices_lands_on_login_and_refuses_an_api_token_from_before(self):
+        email = self.server.register("ann@example.org")
+        token = self.server.api_token(email)
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+
+        browser = self.sign_in(self.browser(), email, device="Ann's laptop")
+        self.assertEqual(browser.find_element(By.ID, "signed-in-email").text, email)
+        sessions = browser.find_elements(By.CSS_SELECTOR, "#sessions li.session")
+        self.assertEqual(len(sessions), 2, "the script's session and this browser's")
+        current = browser.find_element(By.CSS_SELECTOR, "#sessions li.session.current")
+        self.assertIn("Ann's laptop", current.text)
+        self.assertIn("This device", current.text)
+        self.assertIn("Headless Chrome on Linux", current.text)
+        self.assert_no_secret_in_page(browser)
+        self.assert_every_input_labelled(browser)
+        self.screenshot(browser, "account")
+
+        # Cancel keeps everything as it was.
+        self.confirm(browser, browser.find_element(By.ID, "sign-out-all"), answer="Cancel")
+        self.assertTrue(browser.find_element(By.ID, "sign-out-all").is_displayed())
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+
+        self.confirm(browser, browser.find_element(By.ID, "sign-out-all"))
+        self.wait_for_path(browser, "/login")
+        self.assertEqual(self.notice(browser), "You signed out of all devices.")
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 401)
+        self.assertNotIn("tessera_access", {c["name"] for c in browser.get_cookies()})
+        self.screenshot(browser, "login")
+
+        # And the account page is closed to this browser now.
+        browser.get(self.server.base + "/account")
+        self.wait_for_path(browser, "/login")
+
+    def test_one_browser_signs_another_out_and_its_next_click_lands_on_login(self):
+        email = self.server.register("bob@example.org")
+        phone = self.sign_in(self.browser(), email, device="Bob's phone")
+        laptop = self.sign_in(self.browser(), email, device="Bob's laptop")
+        laptop.refresh()
+        rows = laptop.find_elements(By.CSS_SELECTOR, "#sessions li.session")
+        phone_row = next(row for row in rows if "Bob's phone" in row.text)
+        self.assertNotIn("current", phone_row.get_attribute("class"))
+        phone_row.find_element(By.CSS_SELECTOR, "button.session-sign-out").click()
+        self.assertEqual(self.notice(laptop), "That device was signed out.")
+        remaining = laptop.find_elements(By.CSS_SELECTOR, "#sessions li.session")
+        self.assertEqual([r.find_element(By.TAG_NAME, "strong").text for r in remaining], ["Bob's laptop"])
+
+        # The phone still shows its page; its next click is refused and it lands on /login.
+        phone.find_element(By.LINK_TEXT, "Account").click()
+        self.wait_for_path(phone, "/login")
+        self.assertEqual(self.notice(phone), "You were signed out. Sign in again to continue.")
+
+        # A button (sent by script) on a page that was open when the session ended does the same.
+        laptop_two = self.sign_in(self.browser(), email, device="Bob's tablet")
+        laptop.refresh()
+        tablet_row = next(r for r in laptop.find_elements(By.CSS_SELECTOR, "#sessions li.session") if "Bob's tablet" in r.text)
+        tablet_row.find_element(By.CSS_SELECTOR, "button.session-sign-out").click()
+        self.notice(laptop)
+        self.confirm(laptop_two, laptop_two.find_element(By.ID, "sign-out-all"))
+        self.wait_for_path(laptop_two, "/login")
+        self.assertEqual(self.notice(laptop_two), "You were signed out. Sign in again to continue.")
+
+    def test_a_lost_access_cookie_is_refreshed_silently(self):
+        email = self.server.register("cleo@example.org")
+        browser = self.sign_in(self.browser(), email)
+        before = browser.get_cookie("tessera_refresh")["value"]
+        browser.delete_cookie("tessera_access")
+        browser.get(self.server.base + "/account")
+        self.assertEqual(browser.find_element(By.ID, "account-email").text, email)
+        self.assertIsNotNone(browser.get_cookie("tessera_access"))
+        self.assertNotEqual(browser.get_cookie("tessera_refresh")["value"], before, "the refresh token was rotated")
+        self.assertEqual(len(browser.find_elements(By.CSS_SELECTOR, "#sessions li.session")), 1, "still one session")
+
+    def test_password_change_keeps_this_browser_and_signs_out_the_others(self):
+        email = self.server.register("dana@example.org")
+        token = self.server.api_token(email)
+        browser = self.sign_in(self.browser(), email)
+        browser.find_element(By.ID, "currentPassword").send_keys("wrong password")
+        browser.find_element(By.ID, "newPassword").send_keys("a new password")
+        browser.find_element(By.ID, "confirmPassword").send_keys("a new password")
+        browser.find_element(By.CSS_SELECTOR, "#password-form button[type=submit]").click()
+        status = self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "#password-form .form-status.error"))
+        self.assertTrue(status.text)
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200, "a refused change revokes nothing")
+        current = browser.find_element(By.ID, "currentPassword")
+        current.clear()
+        current.send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "#password-form button[type=submit]").click()
+        self.assertEqual(self.notice(browser), "Your password was changed; every other device was signed out.")
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 401)
+        browser.refresh()
+        self.assertEqual(browser.find_element(By.ID, "account-email").text, email)
+
+
+class AdminTests(PageTestCase):
+    def test_admin_deactivates_a_signed_in_user_who_is_then_signed_out(self):
+        email = self.server.register("eve@example.org")
+        user = self.sign_in(self.browser(), email)
+        admin = self.sign_in(self.browser(), ADMIN)
+        admin.find_element(By.LINK_TEXT, "Admin").click()
+        self.wait_for_path(admin, "/admin")
+        self.assert_every_input_labelled(admin)
+        search = admin.find_element(By.ID, "q")
+        search.send_keys("eve@")
+        search.send_keys(Keys.ENTER)
+        self.wait(admin).until(lambda b: "q=eve" in b.current_url)
+        rows = admin.find_elements(By.CSS_SELECTOR, "#users tbody tr[data-email]")
+        self.assertEqual([r.get_attribute("data-email") for r in rows], [email])
+        self.confirm(admin, rows[0].find_element(By.CSS_SELECTOR, "button.deactivate"))
+        self.assertEqual(self.notice(admin), "The account was deactivated and every session of it signed out.")
+        row = admin.find_element(By.CSS_SELECTOR, f"#users tr[data-email='{email}']")
+        self.assertIn("deactivated", row.text)
+
+        user.find_element(By.LINK_TEXT, "Account").click()
+        self.wait_for_path(user, "/login")
+        self.assertEqual(self.notice(user), "You were signed out. Sign in again to continue.")
+        user.find_element(By.ID, "email").send_keys(email)
+        user.find_element(By.ID, "password").send_keys(PASSWORD)
+        user.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+        refusal = self.wait(user).until(lambda b: b.find_element(By.CSS_SELECTOR, "#login-form .form-status.error"))
+        self.assertTrue(refusal.text)
+        self.assertEqual(user.current_url.split("?")[0], self.server.base + "/login")
+
+        # The audit log shows it, filtered by event and user.
+        Select = webdriver.support.select.Select
+        admin.get(self.server.base + "/admin")
+        admin.find_element(By.ID, "auditUser").send_keys(email)
+        Select(admin.find_element(By.ID, "event")).select_by_value("ACCOUNT_DEACTIVATED")
+        admin.find_element(By.CSS_SELECTOR, "#audit-filters button[type=submit]").click()
+        self.wait(admin).until(lambda b: "event=ACCOUNT_DEACTIVATED" in b.current_url)
+        events = [e.text for e in admin.find_elements(By.CSS_SELECTOR, "#audit tbody td.event")]
+        self.assertEqual(events, ["ACCOUNT_DEACTIVATED"])
+        self.assertIn(ADMIN, admin.find_element(By.CSS_SELECTOR, "#audit tbody tr").text)
+
+        # Activate: sign-in works again.
+        admin.get(self.server.base + "/admin?q=eve")
+        admin.find_element(By.CSS_SELECTOR, f"#users tr[data-email='{email}'] button.activate").click()
+        self.assertEqual(self.notice(admin), "The account was activated. Its old sessions stay signed out.")
+        self.sign_in(user, email)
+        admin.get(self.server.base + "/admin")
+        self.screenshot(admin, "admin")
+
+    def test_revoke_all_asks_first_and_cancel_changes_nothing(self):
+        admin = self.sign_in(self.browser(), ADMIN)
+        admin.get(self.server.base + "/admin")
+        self.confirm(admin, admin.find_element(By.ID, "revoke-all"), answer="Cancel")
+        admin.refresh()
+        self.assertEqual(admin.current_url.split("?")[0], self.server.base + "/admin")
+
+    def test_a_user_gets_no_admin_console(self):
+        email = self.server.register("frank@example.org")
+        browser = self.sign_in(self.browser(), email)
+        self.assertEqual(browser.find_elements(By.LINK_TEXT, "Admin"), [])
+        browser.get(self.server.base + "/admin")
+        self.assertIn("Forbidden", browser.find_element(By.TAG_NAME, "h1").text)
+
+
+class ForgeryTests(PageTestCase):
+    """Cross-site request forgery: another page can make the browser send its cookies, but not the CSRF token."""
+
+    def test_a_forged_form_post_from_another_origin_is_refused(self):
+        email = self.server.register("gina@example.org")
+        token = self.server.api_token(email)
+        browser = self.sign_in(self.browser(), email)
+        target = self.server.base + "/logout-all"
+
+        class Attacker(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                page = (
+                    f'<!doctype html><form id="f" method="post" action="{target}"><input name="x" value="1"></form>'
+                    '<script>document.getElementById("f").submit()</script>'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        # Another port of 127.0.0.1 is the same *site*: SameSite=Lax cookies are sent, so only the token stops it.
+        attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+        threading.Thread(target=attacker.serve_forever, daemon=True).start()
+        try:
+            browser.get(f"http://127.0.0.1:{attacker.server_address[1]}/")
+            self.wait(browser).until(lambda b: b.current_url.startswith(target))
+            self.assertIn("Forbidden", browser.find_element(By.TAG_NAME, "h1").text)
+        finally:
+            attacker.shutdown()
+            attacker.server_close()
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+
+        # The same post from Tessera's own origin, by script, without the token.
+        browser.get(self.server.base + "/account")
+        result = browser.execute_async_script(
+            "const done = arguments[0];"
+            "fetch('/logout-all', {method: 'POST', body: new URLSearchParams({x: '1'})})"
+            ".then(r => r.text().then(t => done([r.status, t])))"
+        )
+        self.assertEqual(result[0], 403)
+        self.assertIn("did not come from Tessera", result[1])
+        # A token of another session does not fit either.
+        other = self.sign_in(self.browser(), email)
+        stolen = other.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+        result = browser.execute_async_script(
+            "const token = arguments[0], done = arguments[1];"
+            "fetch('/logout-all', {method: 'POST', headers: {'X-Tessera-Fetch': '1'}, body: new URLSearchParams({csrf: token})})"
+            ".then(r => done(r.status))",
+            stolen,
+        )
+        self.assertEqual(result, 403)
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+        browser.refresh()
+        self.assertEqual(browser.find_element(By.ID, "account-email").text, email)
+
+
+class UsabilityTests(PageTestCase):
+    def test_keyboard_alone_signs_in_and_answers_the_question(self):
+        email = self.server.register("hugo@example.org")
+        browser = self.browser()
+        browser.get(self.server.base + "/login")
+        self.assert_every_input_labelled(browser)
+        focused = browser.switch_to.active_element
+        self.assertEqual(focused.get_attribute("id"), "email")
+        focused.send_keys(email, Keys.TAB)
+        browser.switch_to.active_element.send_keys(PASSWORD, Keys.ENTER)
+        self.wait_for_path(browser, "/account")
+        browser.execute_script("document.getElementById('sign-out-all').focus()")
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        self.wait(browser).until(lambda b: b.switch_to.active_element.get_attribute("class") == "confirm-cancel")
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+        self.wait(browser).until(lambda b: b.find_element(By.ID, "sign-out-all").is_displayed())
+        browser.find_element(By.ID, "sign-out-all").send_keys(Keys.ENTER)
+        self.wait(browser).until(lambda b: b.switch_to.active_element.get_attribute("class") == "confirm-cancel")
+        browser.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+        self.assertEqual(browser.switch_to.active_element.text, "Yes")
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        self.wait_for_path(browser, "/login")
+
+    def test_pages_fit_a_phone_screen(self):
+        email = self.server.register("ines@example.org")
+        phone = self.browser(width=390, height=844)
+        overflow = "return document.documentElement.scrollWidth - window.innerWidth"
+        phone.get(self.server.base + "/login")
+        self.assertLessEqual(phone.execute_script(overflow), 0)
+        self.sign_in(phone, email)
+        self.assertLessEqual(phone.execute_script(overflow), 0)
+        admin = self.sign_in(self.browser(width=390, height=844), ADMIN)
+        admin.get(self.server.base + "/admin")
+        self.assertLessEqual(admin.execute_script(overflow), 0)
+
+
+class ServerGoneTests(PageTestCase):
+    def test_buttons_say_so_inline_when_the_server_is_stopped_and_claim_nothing(self):
+        email = self.server.register("jo@example.org")
+        browser = self.sign_in(self.browser(), email)
+        port = self.server.port
+        self.server.stop()
+        browser.find_element(By.ID, "sign-out").click()
+        status = self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "form[action='/logout'] .form-status.error"))
+        self.assertIn("Could not reach Tessera", status.text)
+        self.assertIn("nothing was changed", status.text)
+        self.assertEqual(browser.current_url.split("?")[0], self.server.base + "/account")
+        self.confirm(browser, browser.find_element(By.ID, "sign-out-all"))
+        status = self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "#sign-out-all ~ .form-status.error"))
+        self.assertIn("Could not reach Tessera", status.text)
+        self.assertTrue(browser.find_element(By.ID, "sign-out-all").is_enabled(), "the button can be tried again")
+
+        # Back up on the same port: the browser is still signed in, and signing out now works.
+        self.server.start(port=port)
+        browser.find_element(By.ID, "sign-out").click()
+        self.wait_for_path(browser, "/login")
+        self.assertEqual(self.notice(browser), "You signed out.")
+
+
+if __name__ == "__main__":
+    unittest.main()
