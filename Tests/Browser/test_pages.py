@@ -351,6 +351,28 @@ class AdminTests(PageTestCase):
         admin.refresh()
         self.assertEqual(admin.current_url.split("?")[0], self.server.base + "/admin")
 
+    def test_revoke_all_signs_out_everyone_including_the_admin_and_can_be_undone(self):
+        email = self.server.register("kim@example.org")
+        token = self.server.api_token(email)
+        user = self.sign_in(self.browser(), email)
+        admin = self.sign_in(self.browser(), ADMIN)
+        admin.get(self.server.base + "/admin")
+        admin.find_element(By.ID, "revoke-all-reason").send_keys("browser test")
+        self.confirm(admin, admin.find_element(By.ID, "revoke-all"))
+        self.wait_for_path(admin, "/login")
+        self.assertEqual(self.notice(admin), "Every session of every user was signed out, yours included.")
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 401)
+        user.find_element(By.LINK_TEXT, "Account").click()
+        self.wait_for_path(user, "/login")
+        self.assertEqual(self.notice(user), "You were signed out. Sign in again to continue.")
+
+        # Signing in right after works; undoing the revoke-all brings the old API token back.
+        self.sign_in(admin, ADMIN)
+        admin.get(self.server.base + "/admin")
+        self.confirm(admin, admin.find_element(By.ID, "unrevoke-all"))
+        self.assertEqual(self.notice(admin), "The latest revoke-all was undone.")
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+
     def test_a_user_gets_no_admin_console(self):
         email = self.server.register("frank@example.org")
         browser = self.sign_in(self.browser(), email)
