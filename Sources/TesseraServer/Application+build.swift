@@ -23,8 +23,21 @@ public struct TesseraServices: Sendable {
 ///   command that only writes revocations need not, and skips reading a log of millions of rows on every run.
 public func buildServices(configuration: Configuration, logger: Logger, loadRevocationLog: Bool = true) async throws -> TesseraServices {
     let store = try await StoreFactory.open(configuration.database, logger: logger)
+    do {
+        return try await buildServices(on: store, configuration: configuration, logger: logger, loadRevocationLog: loadRevocationLog)
+    } catch {
+        // Connections are closed on the way out, as SQLite asks: a failed start leaves nothing open.
+        await store.database.close()
+        throw error
+    }
+}
+
+private func buildServices(on store: SQLAuthStore, configuration: Configuration, logger: Logger, loadRevocationLog: Bool) async throws -> TesseraServices {
     let secret = try SecretResolver.resolve(configuration, logger: logger)
     let index = RevocationIndex(stalenessBound: configuration.stalenessBound)
+    let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
+    // The whole log is applied before the first request is answered; it is read while the decoy password is hashed.
+    async let caughtUp: Int = loadRevocationLog ? follower.catchUp() : 0
     let auth = try await AuthService(
         store: store,
         index: index,
@@ -33,9 +46,7 @@ public func buildServices(configuration: Configuration, logger: Logger, loadRevo
         settings: configuration.tokens,
         logger: logger
     )
-    let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
-    // The whole log is applied before the first request is answered.
-    if loadRevocationLog { try await follower.catchUp() }
+    _ = try await caughtUp
     let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
     return TesseraServices(auth: auth, follower: follower, browser: browser)
 }

@@ -97,8 +97,8 @@ public struct AccessTokenVerifier: Sendable {
     func check(_ claims: AccessTokenClaims, now: Date) throws(AuthError) -> VerifiedAccessToken {
         guard claims.iss == self.settings.issuer else { throw .invalidToken(reason: "wrong issuer") }
         guard claims.aud == self.settings.audience else { throw .invalidToken(reason: "wrong audience") }
-        guard let userId = UUID(uuidString: claims.sub), let sessionId = UUID(uuidString: claims.sid),
-            let jti = UUID(uuidString: claims.jti)
+        guard let userId = UUID(parsing: claims.sub), let sessionId = UUID(parsing: claims.sid),
+            let jti = UUID(parsing: claims.jti)
         else { throw .invalidToken(reason: "malformed sub, sid or jti") }
         guard let role = Role(rawValue: claims.role) else { throw .invalidToken(reason: "unknown role") }
         let verified = VerifiedAccessToken(

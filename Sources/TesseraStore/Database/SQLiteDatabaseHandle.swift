@@ -65,3 +65,11 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
         try? await self.writer.close()
     }
 }
+
+extension SQLiteDatabaseHandle {
+    /// Streams the rows of one read straight from SQLiteNIO to `onRow`, on the database's thread, without SQLKit's
+    /// per-column decoders: for the one bulk read, the revocation log at start, where those decoders cost seconds.
+    func stream(_ sql: String, _ binds: [SQLiteData], _ onRow: @escaping @Sendable (SQLiteRow) -> Void) async throws {
+        try await self.reader.query(sql, binds, onRow)
+    }
+}

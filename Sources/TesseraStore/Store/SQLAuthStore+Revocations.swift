@@ -30,7 +30,10 @@ extension SQLAuthStore {
     }
 
     public func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry] {
-        try await self.database.read { db in
+        if let sqlite = self.database as? SQLiteDatabaseHandle {
+            return try await Self.revocations(after: seq, limit: limit, on: sqlite)
+        }
+        return try await self.database.read { db in
             try await db.raw("SELECT * FROM revocations WHERE seq > \(bind: seq) ORDER BY seq LIMIT \(literal: limit)").all().map {
                 try $0.revocationEntry()
             }

@@ -17,13 +17,13 @@ struct CorruptRow: Error, CustomStringConvertible {
 extension SQLRow {
     func uuid(_ column: String) throws -> UUID {
         let text = try self.decode(column: column, as: String.self)
-        guard let uuid = UUID(uuidString: text) else { throw CorruptRow(description: "\(column) is not a UUID") }
+        guard let uuid = UUID(parsing: text) else { throw CorruptRow(description: "\(column) is not a UUID") }
         return uuid
     }
 
     func optionalUUID(_ column: String) throws -> UUID? {
         guard let text = try self.decode(column: column, as: String?.self) else { return nil }
-        return UUID(uuidString: text)
+        return UUID(parsing: text)
     }
 
     func date(_ column: String) throws -> Date {
