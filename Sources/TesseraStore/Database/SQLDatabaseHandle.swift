@@ -11,8 +11,9 @@ public protocol SQLDatabaseHandle: Sendable {
     var flavor: SQLFlavor { get }
     /// Runs reads that need no transaction.
     func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
-    /// Runs the body in one transaction; it commits when the body returns and rolls back when it throws.
-    func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs the body in one transaction; it commits when the body returns and rolls back when it throws. It returns
+    /// only once the commit is durable.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     /// Closes every connection.
     func close() async
 }
