@@ -29,7 +29,7 @@ struct Users: AsyncParsableCommand {
             let user = try await self.databaseOptions.withServices { services in
                 try await services.auth.register(email: self.email, password: password, role: self.admin ? .admin : .user, origin: .commandLine)
             }
-            print("created \(user.role.rawValue) \(user.email) (\(user.id.uuidString.lowercased()))")
+            print("created \(user.role.rawValue) \(user.email) (\(user.id.lowercasedString))")
         }
 
         func readPassword() throws -> String {
@@ -75,7 +75,7 @@ extension Users {
             } else {
                 Output.printTable(
                     header: ["EMAIL", "ROLE", "ACTIVE", "CREATED", "ID"],
-                    rows: users.map { [$0.email, $0.role.rawValue, $0.isActive ? "yes" : "no", Output.time($0.createdAt), $0.id.uuidString.lowercased()] }
+                    rows: users.map { [$0.email, $0.role.rawValue, $0.isActive ? "yes" : "no", Output.time($0.createdAt), $0.id.lowercasedString] }
                 )
             }
         }

@@ -17,6 +17,13 @@ import Testing
         #expect(UUID(parsing: "FFFFFFFF-ffff-FFFF-ffff-FFFFFFFFFFFF") == UUID(uuidString: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"))
     }
 
+    @Test func writesTheLowerCaseFormFoundationWrites() {
+        for _ in 0..<1000 {
+            let uuid = UUID()
+            #expect(uuid.lowercasedString == uuid.uuidString.lowercased())
+        }
+    }
+
     /// A claim that is not exactly a UUID must not become one: no truncation, no padding, no other separators.
     /// (Stricter than Foundation on Linux, whose `sscanf` skips a leading space and reads " 6ba7…430c" as a UUID.)
     @Test(arguments: [

@@ -13,7 +13,7 @@ extension AuthService {
         let live = try await self.store.liveSessions(userId: caller.userId, now: self.clock.now())
         guard live.contains(where: { $0.id == sessionId }) else { throw AuthError.sessionNotFound }
         var details = ["event": "logout"]
-        if sessionId != caller.sessionId { details["initiatedBy"] = caller.sessionId.uuidString.lowercased() }
+        if sessionId != caller.sessionId { details["initiatedBy"] = caller.sessionId.lowercasedString }
         try await self.revokeSession(sessionId, of: caller, details: details, origin: origin)
     }
 
@@ -96,7 +96,7 @@ extension AuthService {
         guard !unique.isEmpty else { return 0 }
         for id in unique where try await self.store.user(id: id) == nil { throw AuthError.userNotFound }
         let now = self.clock.now()
-        var details = ["userIds": unique.map { $0.uuidString.lowercased() }.joined(separator: ","), "count": "\(unique.count)"]
+        var details = ["userIds": unique.map { $0.lowercasedString }.joined(separator: ","), "count": "\(unique.count)"]
         if let reason { details["reason"] = reason }
         let audit = AuditRecord(
             at: now, event: .revokeUsers, actorId: actorId, subjectId: unique.count == 1 ? unique[0] : nil, origin: origin, details: details

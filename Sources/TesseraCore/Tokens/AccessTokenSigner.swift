@@ -17,9 +17,9 @@ public struct AccessTokenSigner: Sendable {
         let claims = AccessTokenClaims(
             iss: self.settings.issuer,
             aud: self.settings.audience,
-            sub: user.id.uuidString.lowercased(),
-            sid: session.id.uuidString.lowercased(),
-            jti: UUID().uuidString.lowercased(),
+            sub: user.id.lowercasedString,
+            sid: session.id.lowercasedString,
+            jti: UUID().lowercasedString,
             iat: issuedAt,
             nbf: issuedAt,
             exp: issuedAt + Int64(self.settings.accessTokenTTL.components.seconds),

@@ -16,29 +16,35 @@ struct AuthenticationMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// The token of a single `Authorization: Bearer <token>` header, or nil for anything else.
+    /// The token of a single `Authorization: Bearer <token>` header, or nil for anything else (two headers are
+    /// refused too).
     ///
-    /// Works on the UTF-8 bytes: splitting a 450-byte header as `Character`s showed up as the largest cost of a
-    /// protected request in a profile.
+    /// Works on the UTF-8 bytes in place: splitting a 450-byte header as `Character`s showed up as the largest cost of
+    /// a protected request in a profile, and indexing `String.UTF8View` as the largest left after that.
     static func bearerToken(in request: Request) -> String? {
-        let values = request.headers[values: .authorization]
-        guard values.count == 1, let header = values.first else { return nil }
-        let utf8 = header.utf8
-        guard utf8.count <= AccessTokenVerifier.maximumTokenLength + 16 else { return nil }
-        let scheme = "bearer".utf8
-        var index = utf8.startIndex
-        for expected in scheme {
-            guard index != utf8.endIndex, utf8[index] | 0x20 == expected else { return nil }
-            index = utf8.index(after: index)
+        var found: String?
+        for field in request.headers where field.name == .authorization {
+            guard found == nil else { return nil }
+            found = field.value
         }
-        guard index != utf8.endIndex, utf8[index] == UInt8(ascii: " ") else { return nil }
-        while index != utf8.endIndex, utf8[index] == UInt8(ascii: " ") { index = utf8.index(after: index) }
-        var end = utf8.endIndex
-        while end > index, utf8[utf8.index(before: end)] == UInt8(ascii: " ") { end = utf8.index(before: end) }
-        let token = utf8[index..<end]
+        guard var header = found else { return nil }
+        return header.withUTF8 { Self.bearerToken(in: $0) }
+    }
+
+    static func bearerToken(in bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard bytes.count <= AccessTokenVerifier.maximumTokenLength + 16 else { return nil }
+        let scheme: StaticString = "bearer"
+        guard bytes.count > scheme.utf8CodeUnitCount else { return nil }
+        for offset in 0..<scheme.utf8CodeUnitCount where bytes[offset] | 0x20 != scheme.utf8Start[offset] { return nil }
+        var start = scheme.utf8CodeUnitCount
+        guard bytes[start] == UInt8(ascii: " ") else { return nil }
+        while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
+        var end = bytes.count
+        while end > start, bytes[end - 1] == UInt8(ascii: " ") { end -= 1 }
+        guard start < end else { return nil }
         // One token of visible ASCII: no inner spaces, no control characters, nothing beyond ASCII.
-        guard !token.isEmpty, token.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
-        return String(Substring(token))
+        for index in start..<end where bytes[index] <= 0x20 || bytes[index] >= 0x7F { return nil }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
     }
 }
 

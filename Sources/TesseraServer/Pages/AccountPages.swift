@@ -46,7 +46,7 @@ struct AccountPages {
         // This browser's session first, then the others by latest activity.
         let rows = sessions.sorted { ($0.id == caller.sessionId ? 1 : 0, $0.lastSeenAt) > ($1.id == caller.sessionId ? 1 : 0, $1.lastSeenAt) }.map {
             SessionRow(
-                id: $0.id.uuidString.lowercased(), device: $0.deviceName ?? "Unnamed device", client: PageFormat.userAgent($0.userAgent),
+                id: $0.id.lowercasedString, device: $0.deviceName ?? "Unnamed device", client: PageFormat.userAgent($0.userAgent),
                 ip: $0.ip ?? "unknown", created: PageFormat.time($0.createdAt), lastSeen: PageFormat.time($0.lastSeenAt), isCurrent: $0.id == caller.sessionId
             )
         }

@@ -58,13 +58,13 @@ struct AdminPages {
         init(_ record: AuditRecord, emails: [UUID: String]) {
             func person(_ id: UUID?) -> String {
                 guard let id else { return "—" }
-                return emails[id] ?? id.uuidString.lowercased()
+                return emails[id] ?? id.lowercasedString
             }
             self.at = PageFormat.time(record.at)
             self.event = record.event.rawValue
             self.actor = person(record.actorId)
             self.subject = person(record.subjectId)
-            self.session = record.sessionId.map { String($0.uuidString.lowercased().prefix(8)) } ?? "—"
+            self.session = record.sessionId.map { String($0.lowercasedString.prefix(8)) } ?? "—"
             self.ip = record.ip ?? "—"
             self.client = record.userAgent.map { PageFormat.userAgent($0) } ?? "—"
             let pairs: [String] = record.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -117,7 +117,7 @@ struct AdminPages {
             search: search,
             users: users.users.map {
                 UserRow(
-                    id: $0.id.uuidString.lowercased(), email: $0.email, role: $0.role.rawValue, isActive: $0.isActive, isSelf: $0.id == me.id,
+                    id: $0.id.lowercasedString, email: $0.email, role: $0.role.rawValue, isActive: $0.isActive, isSelf: $0.id == me.id,
                     created: PageFormat.time($0.createdAt)
                 )
             },

@@ -67,7 +67,7 @@ public struct BrowserSession: Sendable {
 
         var data: Data {
             switch self {
-            case .session(let id): Data("session|\(id.uuidString.lowercased())".utf8)
+            case .session(let id): Data("session|\(id.lowercasedString)".utf8)
             case .nonce(let nonce): Data("nonce|\(nonce)".utf8)
             }
         }

@@ -16,7 +16,7 @@ public struct UserResponse: ResponseEncodable, Sendable {
     public var createdAt: String
 
     public init(_ user: User) {
-        self.id = user.id.uuidString.lowercased()
+        self.id = user.id.lowercasedString
         self.email = user.email
         self.role = user.role.rawValue
         self.isActive = user.isActive
@@ -43,7 +43,7 @@ struct TokenPairResponse: ResponseEncodable {
         self.refreshToken = pair.refreshToken
         self.tokenType = pair.tokenType
         self.expiresIn = pair.expiresIn
-        self.sessionId = pair.sessionId.uuidString.lowercased()
+        self.sessionId = pair.sessionId.lowercasedString
         self.user = UserResponse(pair.user)
     }
 }
@@ -60,7 +60,7 @@ public struct SessionResponse: Encodable, Sendable {
     public var current: Bool
 
     public init(_ session: Session, current: Bool) {
-        self.id = session.id.uuidString.lowercased()
+        self.id = session.id.lowercasedString
         self.createdAt = iso8601(session.createdAt)
         self.lastSeenAt = iso8601(session.lastSeenAt)
         self.expiresAt = iso8601(session.expiresAt)

@@ -44,7 +44,7 @@ struct UnrevokedResponse: ResponseEncodable {
         self.kind = entry.kind.name
         switch entry.kind {
         case .subject(let userId, let version):
-            self.userId = userId.uuidString.lowercased()
+            self.userId = userId.lowercasedString
             self.acceptedFromVersion = version
         case .global(let epoch):
             self.epoch = epoch
@@ -73,9 +73,9 @@ public struct AuditEventResponse: Encodable, Sendable {
         self.id = record.id.map { String($0) } ?? ""
         self.at = iso8601(record.at)
         self.event = record.event.rawValue
-        self.actorId = record.actorId?.uuidString.lowercased()
-        self.subjectId = record.subjectId?.uuidString.lowercased()
-        self.sessionId = record.sessionId?.uuidString.lowercased()
+        self.actorId = record.actorId?.lowercasedString
+        self.subjectId = record.subjectId?.lowercasedString
+        self.sessionId = record.sessionId?.lowercasedString
         self.terminalId = record.terminalId
         self.ip = record.ip
         self.userAgent = record.userAgent

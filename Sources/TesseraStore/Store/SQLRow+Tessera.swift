@@ -6,7 +6,7 @@ import TesseraCore
 enum Column {
     static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
     static func date(_ millis: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(millis) / 1000) }
-    static func id(_ uuid: UUID) -> String { uuid.uuidString.lowercased() }
+    static func id(_ uuid: UUID) -> String { uuid.lowercasedString }
 }
 
 /// A row the store cannot read: the database holds something this version does not understand.
