@@ -235,6 +235,20 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(try await auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin()))
     }
 
+    Benchmark("64 concurrent logouts on SQLite (group commit; time for all 64)", configuration: writes) { benchmark in
+        let auth = try await Fixtures.shared.service(bcryptCost: 4)
+        var callers: [VerifiedAccessToken] = []
+        for _ in 0..<64 {
+            let pair = try await auth.login(email: "b@x.org", password: "correct horse", origin: RequestOrigin())
+            callers.append(try await auth.authenticate(accessToken: pair.accessToken))
+        }
+        benchmark.startMeasurement()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for caller in callers { group.addTask { try await auth.logout(caller, origin: RequestOrigin()) } }
+            try await group.waitForAll()
+        }
+    }
+
     Benchmark("logout on SQLite (durable revocation, one transaction)", configuration: writes) { benchmark in
         let auth = try await Fixtures.shared.service(bcryptCost: 4)
         let pair = try await auth.login(email: "b@x.org", password: "correct horse", origin: RequestOrigin())

@@ -209,6 +209,28 @@ import TesseraCore
         }
     }
 
+    /// The pages' flows log at trace level without a password, a cookie's token or a CSRF token.
+    @Test func pageFlowsLogNoSecret() async throws {
+        let capture = LogCapture()
+        try await TestApp.run(logger: capture.logger, { $0.logLevel = .trace }) { client in
+            try await client.register()
+            var (jar, csrf) = try await Self.signIn(client)
+            var seen = jar.cookies.filter { $0.key != "tessera_csrf" }.map(\.value) + [csrf]
+            jar.cookies["tessera_access"] = nil
+            _ = try await Self.get(client, "/account", &jar)  // a silent refresh
+            seen += jar.cookies.filter { $0.key != "tessera_csrf" }.map(\.value)
+            let wrong = try await Self.post(
+                client, "/account/password", ["csrf": csrf, "currentPassword": "not my password", "newPassword": "brand new password", "confirmPassword": "brand new password"], &jar
+            )
+            #expect(wrong.status != .seeOther)
+            _ = try await Self.post(client, "/logout-all", ["x": "1"], &jar)  // refused: no token
+            for secret in seen + ["correct horse", "not my password", "brand new password", TestApp.secret] {
+                #expect(!capture.text.contains(secret))
+            }
+        }
+        #expect(capture.text.contains("CSRF"), "the refusal was logged, without the token")
+    }
+
     @Test func closedRegistrationClosesThePageAndTheAPI() async throws {
         try await TestApp.run({ $0.registrationOpen = false }) { client in
             let api = try await client.postJSON("/api/auth/register", ["email": "ann@example.org", "password": "correct horse"])

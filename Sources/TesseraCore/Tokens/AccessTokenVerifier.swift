@@ -68,7 +68,7 @@ public struct AccessTokenVerifier: Sendable {
             throw .invalidToken(reason: "bad signature")
         }
         let signingInput = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<secondDot]))
-        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signingInput, using: self.key.symmetricKey) else {
+        guard self.key.hmac.isValid(signature, for: signingInput) else {
             throw .invalidToken(reason: "bad signature")
         }
 

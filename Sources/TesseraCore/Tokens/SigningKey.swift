@@ -9,8 +9,8 @@ public struct SigningKey: Sendable {
 
     /// Signs (jwt-kit writes the JWT).
     let keys: JWTKeyCollection
-    /// Verifies (HMAC-SHA256 directly, constant-time compare).
-    let symmetricKey: SymmetricKey
+    /// Verifies: HMAC-SHA256 with its pads hashed once, constant-time compare.
+    let hmac: PreparedHMAC
     /// The encoded header our signer writes, so that verification can recognise it without decoding it.
     let canonicalHeader: [UInt8]
 
@@ -22,7 +22,7 @@ public struct SigningKey: Sendable {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.keys = keys
-        self.symmetricKey = SymmetricKey(data: Data(secret.utf8))
+        self.hmac = PreparedHMAC(key: SymmetricKey(data: Data(secret.utf8)))
         var header = JWTHeader()
         header.typ = AccessTokenVerifier.tokenType
         let probe = AccessTokenClaims(iss: "", aud: "", sub: "", sid: "", jti: "", iat: 0, nbf: nil, exp: 0, ver: 0, epoch: 0, role: "")
