@@ -15,6 +15,12 @@ extension UUID {
         }
     }
 
+    /// Parses the 36 bytes of the textual form; see ``init(parsing:)``.
+    init?(parsing bytes: UnsafeBufferPointer<UInt8>) {
+        guard let parsed = UUID.parse(bytes) else { return nil }
+        self = parsed
+    }
+
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> UUID? {
         guard bytes.count == 36 else { return nil }
         var raw: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)

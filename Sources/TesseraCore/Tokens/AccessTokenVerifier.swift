@@ -42,7 +42,7 @@ public struct AccessTokenVerifier: Sendable {
         var contiguous = token
         contiguous.makeContiguousUTF8()
         let result = contiguous.utf8.withContiguousStorageIfAvailable { bytes in
-            Result { () throws(AuthError) -> AccessTokenClaims in try self.verifiedClaims(bytes) }
+            Result { () throws(AuthError) -> ParsedClaims in try self.verifiedClaims(bytes) }
         }
         guard let result else { throw .invalidToken(reason: "token not contiguous") }
         let claims = try result.get()
@@ -52,7 +52,7 @@ public struct AccessTokenVerifier: Sendable {
     }
 
     /// Signature first, then claims: the parser never reads a payload we did not sign.
-    private func verifiedClaims(_ bytes: UnsafeBufferPointer<UInt8>) throws(AuthError) -> AccessTokenClaims {
+    private func verifiedClaims(_ bytes: UnsafeBufferPointer<UInt8>) throws(AuthError) -> ParsedClaims {
         guard let firstDot = bytes.firstIndex(of: UInt8(ascii: ".")),
             let secondDot = bytes[(firstDot + 1)...].firstIndex(of: UInt8(ascii: ".")),
             bytes[(secondDot + 1)...].firstIndex(of: UInt8(ascii: ".")) == nil,
@@ -60,26 +60,32 @@ public struct AccessTokenVerifier: Sendable {
         else { throw .invalidToken(reason: "not a signed JWT") }
 
         let header = UnsafeBufferPointer(rebasing: bytes[..<firstDot])
-        if !header.elementsEqual(self.key.canonicalHeader) {
+        if !self.key.canonicalHeaders.contains(where: { header.elementsEqual($0) }) {
             try Self.checkHeader(header)
         }
 
-        guard let signature = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: bytes[(secondDot + 1)...])), signature.count == 32 else {
-            throw .invalidToken(reason: "bad signature")
-        }
+        // Signature and payload are decoded onto the stack: no allocation for a well-formed token.
+        let signatureSegment = UnsafeBufferPointer(rebasing: bytes[(secondDot + 1)...])
         let signingInput = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<secondDot]))
-        guard self.key.hmac.isValid(signature, for: signingInput) else {
-            throw .invalidToken(reason: "bad signature")
+        let signed = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Base64URL.decodedCapacity(signatureSegment.count)) { room in
+            guard let count = Base64URL.decode(bytes: signatureSegment, into: room), count == SHA256.byteCount else { return false }
+            return self.key.hmac.isValid(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: room[..<count])), for: signingInput)
         }
+        guard signed else { throw .invalidToken(reason: "bad signature") }
 
-        guard let payload = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: bytes[(firstDot + 1)..<secondDot])) else {
-            throw .invalidToken(reason: "malformed payload")
+        let payloadSegment = UnsafeBufferPointer(rebasing: bytes[(firstDot + 1)..<secondDot])
+        let parsed = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Base64URL.decodedCapacity(payloadSegment.count)) {
+            room -> Result<ParsedClaims, AuthError> in
+            guard let count = Base64URL.decode(bytes: payloadSegment, into: room) else { return .failure(.invalidToken(reason: "malformed payload")) }
+            let payload = UnsafeBufferPointer(rebasing: room[..<count])
+            if let claims = ClaimsParser.parse(payload) { return .success(claims) }
+            guard let decoded = try? JSONDecoder().decode(AccessTokenClaims.self, from: Data(payload)) else {
+                return .failure(.invalidToken(reason: "malformed or missing claims"))
+            }
+            guard let claims = ParsedClaims(decoded) else { return .failure(.invalidToken(reason: "malformed sub, sid or jti")) }
+            return .success(claims)
         }
-        if let claims = ClaimsParser.parse(payload) { return claims }
-        guard let claims = try? JSONDecoder().decode(AccessTokenClaims.self, from: Data(payload)) else {
-            throw .invalidToken(reason: "malformed or missing claims")
-        }
-        return claims
+        return try parsed.get()
     }
 
     /// A header other than the one we write: decoded and held to the same pins.
@@ -94,17 +100,14 @@ public struct AccessTokenVerifier: Sendable {
         guard header.crit == nil else { throw .invalidToken(reason: "unsupported critical header") }
     }
 
-    func check(_ claims: AccessTokenClaims, now: Date) throws(AuthError) -> VerifiedAccessToken {
+    func check(_ claims: ParsedClaims, now: Date) throws(AuthError) -> VerifiedAccessToken {
         guard claims.iss == self.settings.issuer else { throw .invalidToken(reason: "wrong issuer") }
         guard claims.aud == self.settings.audience else { throw .invalidToken(reason: "wrong audience") }
-        guard let userId = UUID(parsing: claims.sub), let sessionId = UUID(parsing: claims.sid),
-            let jti = UUID(parsing: claims.jti)
-        else { throw .invalidToken(reason: "malformed sub, sid or jti") }
         guard let role = Role(rawValue: claims.role) else { throw .invalidToken(reason: "unknown role") }
         let verified = VerifiedAccessToken(
-            userId: userId,
-            sessionId: sessionId,
-            jti: jti,
+            userId: claims.sub,
+            sessionId: claims.sid,
+            jti: claims.jti,
             role: role,
             version: claims.ver,
             epoch: claims.epoch,

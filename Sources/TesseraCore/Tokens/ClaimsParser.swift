@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads the flat JSON object of an access token's payload without a general JSON decoder.
 ///
 /// It only ever sees payloads whose HMAC was already checked, so it parses what our signer writes: one object of
@@ -5,10 +7,17 @@
 /// duplicate keys — returns nil and the caller falls back to Foundation's `JSONDecoder`, so it never accepts more
 /// than the standard decoder would.
 enum ClaimsParser {
-    /// The claims Tessera writes, or nil when the payload needs the general decoder.
-    static func parse(_ bytes: [UInt8]) -> AccessTokenClaims? {
-        bytes.withUnsafeBufferPointer { buffer -> AccessTokenClaims? in
-            var iss: String?, aud: String?, sub: String?, sid: String?, jti: String?, role: String?
+    /// The claims Tessera writes, or nil when the payload needs the general decoder. `sub`, `sid` and `jti` are read
+    /// as UUIDs straight from the bytes (no `String` made for them); a value that is not one goes to the general
+    /// decoder too, which then refuses it.
+    static func parse(_ bytes: [UInt8]) -> ParsedClaims? {
+        bytes.withUnsafeBufferPointer { Self.parse($0) }
+    }
+
+    static func parse(_ buffer: UnsafeBufferPointer<UInt8>) -> ParsedClaims? {
+        do {
+            var iss: String?, aud: String?, role: String?
+            var sub: UUID?, sid: UUID?, jti: UUID?
             var iat: Int64?, nbf: Int64?, exp: Int64?, ver: Int64?, epoch: Int64?
             var seen: UInt16 = 0
             var index = 0
@@ -30,6 +39,12 @@ enum ClaimsParser {
                 let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
                 index += 1
                 return text
+            }
+            func uuid() -> UUID? {
+                guard index + 38 <= buffer.count, buffer[index] == 0x22, buffer[index + 37] == 0x22 else { return nil }
+                let value = UUID(parsing: UnsafeBufferPointer(rebasing: buffer[(index + 1)..<(index + 37)]))
+                index += 38
+                return value
             }
             func integer() -> Int64? {
                 var negative = false
@@ -95,9 +110,9 @@ enum ClaimsParser {
                 switch key {
                 case "iss": guard let value = string() else { return nil }; iss = value
                 case "aud": guard let value = string() else { return nil }; aud = value
-                case "sub": guard let value = string() else { return nil }; sub = value
-                case "sid": guard let value = string() else { return nil }; sid = value
-                case "jti": guard let value = string() else { return nil }; jti = value
+                case "sub": guard let value = uuid() else { return nil }; sub = value
+                case "sid": guard let value = uuid() else { return nil }; sid = value
+                case "jti": guard let value = uuid() else { return nil }; jti = value
                 case "role": guard let value = string() else { return nil }; role = value
                 case "iat": guard let value = integer() else { return nil }; iat = value
                 case "nbf": guard let value = integer() else { return nil }; nbf = value
@@ -127,7 +142,33 @@ enum ClaimsParser {
                 break
             }
             guard let iss, let aud, let sub, let sid, let jti, let role, let iat, let exp, let ver, let epoch else { return nil }
-            return AccessTokenClaims(iss: iss, aud: aud, sub: sub, sid: sid, jti: jti, iat: iat, nbf: nbf, exp: exp, ver: ver, epoch: epoch, role: role)
+            return ParsedClaims(iss: iss, aud: aud, sub: sub, sid: sid, jti: jti, iat: iat, nbf: nbf, exp: exp, ver: ver, epoch: epoch, role: role)
         }
+    }
+}
+
+/// An access token's claims as the verifier checks them: the ids already UUIDs.
+struct ParsedClaims: Equatable, Sendable {
+    var iss: String
+    var aud: String
+    var sub: UUID
+    var sid: UUID
+    var jti: UUID
+    var iat: Int64
+    var nbf: Int64?
+    var exp: Int64
+    var ver: Int64
+    var epoch: Int64
+    var role: String
+}
+
+extension ParsedClaims {
+    /// The claims the general decoder read; nil when `sub`, `sid` or `jti` is not a UUID.
+    init?(_ claims: AccessTokenClaims) {
+        guard let sub = UUID(parsing: claims.sub), let sid = UUID(parsing: claims.sid), let jti = UUID(parsing: claims.jti) else { return nil }
+        self.init(
+            iss: claims.iss, aud: claims.aud, sub: sub, sid: sid, jti: jti, iat: claims.iat, nbf: claims.nbf, exp: claims.exp, ver: claims.ver,
+            epoch: claims.epoch, role: claims.role
+        )
     }
 }

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 
 /// HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once, when the key is loaded.
 ///
@@ -32,7 +33,7 @@ struct PreparedHMAC: Sendable {
     }
 
     /// Whether `mac` is the MAC of `message`, compared in constant time.
-    func isValid(_ mac: [UInt8], for message: UnsafeRawBufferPointer) -> Bool {
+    func isValid(_ mac: some DataProtocol, for message: UnsafeRawBufferPointer) -> Bool {
         mac.count == SHA256.byteCount && self.authenticationCode(for: message) == mac
     }
 }

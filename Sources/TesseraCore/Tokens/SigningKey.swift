@@ -11,8 +11,9 @@ public struct SigningKey: Sendable {
     let keys: JWTKeyCollection
     /// Verifies: HMAC-SHA256 with its pads hashed once, constant-time compare.
     let hmac: PreparedHMAC
-    /// The encoded header our signer writes, so that verification can recognise it without decoding it.
-    let canonicalHeader: [UInt8]
+    /// The encoded headers our signer writes, so that verification can recognise them without decoding them. jwt-kit
+    /// keeps header members in a dictionary, so it writes `alg` and `typ` in either order, varying from token to token.
+    let canonicalHeaders: [[UInt8]]
 
     /// - Throws: ``AuthError/weakSecret(minimumBytes:)`` when the secret is shorter than 32 bytes.
     public init(secret: String) async throws {
@@ -23,11 +24,8 @@ public struct SigningKey: Sendable {
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.keys = keys
         self.hmac = PreparedHMAC(key: SymmetricKey(data: Data(secret.utf8)))
-        var header = JWTHeader()
-        header.typ = AccessTokenVerifier.tokenType
-        let probe = AccessTokenClaims(iss: "", aud: "", sub: "", sid: "", jti: "", iat: 0, nbf: nil, exp: 0, ver: 0, epoch: 0, role: "")
-        let sample = try await keys.sign(probe, header: header)
-        self.canonicalHeader = Array(sample.utf8.prefix { $0 != UInt8(ascii: ".") })
+        let members = [#""alg":"\#(AccessTokenVerifier.algorithm)""#, #""typ":"\#(AccessTokenVerifier.tokenType)""#]
+        self.canonicalHeaders = [members, members.reversed()].map { Array(Base64URL.encode(Array("{\($0.joined(separator: ","))}".utf8)).utf8) }
     }
 
     /// A new random secret: 48 random bytes, base64url, for development set-ups.
