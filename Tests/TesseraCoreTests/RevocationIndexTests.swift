@@ -127,6 +127,22 @@ import Testing
         #expect(!index.isCurrent(at: start.advanced(by: .seconds(6))))
     }
 
+    /// The one look a protected request takes: stale wins over everything (fail closed), then any cut refuses.
+    @Test func theVerdictFailsClosedWhenStaleAndOtherwiseMatchesIsRevoked() {
+        let index = RevocationIndex(stalenessBound: .seconds(5))
+        let revokedSession = UUID()
+        index.apply([self.entry(1, .session(id: revokedSession, until: self.now.addingTimeInterval(900)))], now: self.now)
+        let fine = self.token()
+        let cut = self.token(session: revokedSession)
+        #expect(index.verdict(for: fine) == .stale, "never synced")
+        let start = ContinuousClock.now
+        index.markSynced(at: start)
+        #expect(index.verdict(for: fine, at: start) == .accepted)
+        #expect(index.verdict(for: cut, at: start) == .revoked)
+        #expect(index.verdict(for: cut, at: start.advanced(by: .seconds(6))) == .stale)
+        #expect(index.verdict(for: fine, at: start.advanced(by: .seconds(6))) == .stale)
+    }
+
     @Test func sessionRefreshIsRefusedAfterAnyKindOfCut() {
         let index = RevocationIndex()
         let session = UUID()

@@ -46,6 +46,25 @@ public final class RevocationIndex: Sendable {
         }
     }
 
+    /// What the index says of a verified token: accepted, revoked, or nothing to go on because the index has not
+    /// heard from the log within its bound (fail closed).
+    public enum Verdict: Sendable, Equatable {
+        case accepted
+        case revoked
+        case stale
+    }
+
+    /// Freshness and revocation in one look under the lock: the per-request question of a protected route.
+    public func verdict(for token: VerifiedAccessToken, at instant: ContinuousClock.Instant = .now) -> Verdict {
+        self.state.withLock { state in
+            guard let synced = state.lastSyncedAt, synced.duration(to: instant) <= self.stalenessBound else { return .stale }
+            if token.epoch < state.global.value { return .revoked }
+            if let cutoff = state.subjects[token.userId], token.version < cutoff.value { return .revoked }
+            if state.sessions[token.sessionId] != nil { return .revoked }
+            return state.tokens[token.jti] != nil ? .revoked : .accepted
+        }
+    }
+
     /// Whether a session (for a refresh) is still accepted at the given version and epoch.
     public func isSessionAccepted(sessionId: UUID, userId: UUID, version: Int64, epoch: Int64) -> Bool {
         self.state.withLock { state in

@@ -157,10 +157,12 @@ public struct AuthService: Sendable {
 
     /// Verifies an access token and checks it against the revocation index; fails closed when the index is stale.
     public func authenticate(accessToken: String) async throws(AuthError) -> VerifiedAccessToken {
-        guard self.index.isCurrent() else { throw .revocationIndexStale }
         let token = try self.verifier.verify(accessToken, now: self.clock.now())
-        guard !self.index.isRevoked(token) else { throw .tokenRevoked }
-        return token
+        switch self.index.verdict(for: token) {
+        case .accepted: return token
+        case .revoked: throw .tokenRevoked
+        case .stale: throw .revocationIndexStale
+        }
     }
 
     /// The caller's live sessions, newest activity first.
