@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tessera's web pages in a real headless Chromium (Debian's chromium and chromium-driver), against the real binary.
 
-Run by scripts/test after `swift test`; by hand:
+Run by `swift test` (Tests/TesseraServerTests/BrowserTests.swift) once scripts/prepare-browser-tests made .build-venv;
+by hand:
     TESSERA_BINARY=.build/debug/tessera .build-venv/bin/python Tests/Browser/test_pages.py -v
 TESSERA_SCREENSHOTS=docs/screenshots also saves the login, account and admin pages there as PNG.
 Nothing is downloaded: the driver is Debian's, by path, and Chromium resolves no host but 127.0.0.1 and localhost.
