@@ -38,12 +38,7 @@ public final class RevocationIndex: Sendable {
 
     /// Whether a token with these claims has been taken back. No I/O.
     public func isRevoked(jti: UUID, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64) -> Bool {
-        self.state.withLock { state in
-            if epoch < state.global.value { return true }
-            if let cutoff = state.subjects[userId], version < cutoff.value { return true }
-            if state.sessions[sessionId] != nil { return true }
-            return state.tokens[jti] != nil
-        }
+        self.state.withLock { $0.cuts(jti: jti, sessionId: sessionId, userId: userId, version: version, epoch: epoch) }
     }
 
     /// What the index says of a verified token: accepted, revoked, or nothing to go on because the index has not
@@ -58,10 +53,8 @@ public final class RevocationIndex: Sendable {
     public func verdict(for token: VerifiedAccessToken, at instant: ContinuousClock.Instant = .now) -> Verdict {
         self.state.withLock { state in
             guard let synced = state.lastSyncedAt, synced.duration(to: instant) <= self.stalenessBound else { return .stale }
-            if token.epoch < state.global.value { return .revoked }
-            if let cutoff = state.subjects[token.userId], token.version < cutoff.value { return .revoked }
-            if state.sessions[token.sessionId] != nil { return .revoked }
-            return state.tokens[token.jti] != nil ? .revoked : .accepted
+            let cut = state.cuts(jti: token.jti, sessionId: token.sessionId, userId: token.userId, version: token.version, epoch: token.epoch)
+            return cut ? .revoked : .accepted
         }
     }
 
@@ -138,5 +131,15 @@ public final class RevocationIndex: Sendable {
     /// Sizes, for metrics and tests.
     public var counts: (tokens: Int, sessions: Int, subjects: Int, globalEpoch: Int64) {
         self.state.withLock { ($0.tokens.count, $0.sessions.count, $0.subjects.count, $0.global.value) }
+    }
+}
+
+extension RevocationIndex.State {
+    /// The four look-ups: any cut that covers a token with these claims.
+    func cuts(jti: UUID, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64) -> Bool {
+        if epoch < self.global.value { return true }
+        if let cutoff = self.subjects[userId], version < cutoff.value { return true }
+        if self.sessions[sessionId] != nil { return true }
+        return self.tokens[jti] != nil
     }
 }

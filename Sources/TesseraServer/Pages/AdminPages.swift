@@ -139,7 +139,7 @@ struct AdminPages {
         var request = request
         let form = try await request.formFields(context: context)
         let origin = request.origin(context: context)
-        let reason = form["reason"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+        let reason = form.reason
         let notice: String
         switch action {
         case "deactivate":
@@ -165,7 +165,7 @@ struct AdminPages {
     @Sendable func revokeAll(request: Request, context: Context) async throws -> Response {
         var request = request
         let form = try await request.formFields(context: context)
-        let reason = form["reason"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+        let reason = form.reason
         _ = try await self.auth.revokeAll(actorId: try context.requireIdentity().userId, reason: reason, origin: request.origin(context: context))
         // The admin's own session was issued before now: it is revoked too.
         return pageRedirect(to: "/login?m=revoked-all", request: request, cookies: self.browser.clearedCookies())

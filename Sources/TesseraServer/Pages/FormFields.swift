@@ -24,6 +24,11 @@ struct FormFields: Sendable {
         return value
     }
 
+    /// The optional `reason` of an admin action, at most 200 characters, nil when blank.
+    var reason: String? {
+        self.values["reason"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+    }
+
     private static func decode(_ text: Substring) -> String? {
         text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
