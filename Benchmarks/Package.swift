@@ -13,6 +13,8 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .executableTarget(
@@ -21,6 +23,9 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "TesseraCore", package: tessera),
                 .product(name: "TesseraStore", package: tessera),
+                .product(name: "TesseraServer", package: tessera),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "TesseraBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -119,6 +119,7 @@ func heapBytesInUse() -> Int {
 }
 
 let benchmarks: @Sendable () -> Void = {
+    routerBenchmarks()
     let fast: [BenchmarkMetric] = [.wallClock, .mallocCountTotal, .throughput]
     Benchmark.defaultConfiguration = .init(metrics: fast, timeUnits: .nanoseconds, warmupIterations: 100, maxDuration: .seconds(3), maxIterations: 1_000_000)
 
@@ -240,7 +241,7 @@ let benchmarks: @Sendable () -> Void = {
         var callers: [VerifiedAccessToken] = []
         for _ in 0..<64 {
             let pair = try await auth.login(email: "b@x.org", password: "correct horse", origin: RequestOrigin())
-            callers.append(try await auth.authenticate(accessToken: pair.accessToken))
+            callers.append(try auth.authenticate(accessToken: pair.accessToken))
         }
         benchmark.startMeasurement()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -252,7 +253,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("logout on SQLite (durable revocation, one transaction)", configuration: writes) { benchmark in
         let auth = try await Fixtures.shared.service(bcryptCost: 4)
         let pair = try await auth.login(email: "b@x.org", password: "correct horse", origin: RequestOrigin())
-        let caller = try await auth.authenticate(accessToken: pair.accessToken)
+        let caller = try auth.authenticate(accessToken: pair.accessToken)
         benchmark.startMeasurement()
         try await auth.logout(caller, origin: RequestOrigin())
     }

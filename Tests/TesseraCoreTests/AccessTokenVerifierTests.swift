@@ -160,6 +160,22 @@ import Testing
         #expect(throws: AuthError.self) { _ = try verifier.verify(String(decoding: bytes, as: UTF8.self), now: self.now) }
     }
 
+    /// The cache finds a token by its signature; a token that carries a cached token's signature over other claims
+    /// (say, another `sub` or a later `exp`) lands on that entry and must still be refused, not answered from it.
+    @Test func anotherPayloadUnderACachedTokensSignatureIsRefused() async throws {
+        let verifier = try await self.verifier()
+        let claims = self.claims()
+        let token = try self.forge(claims: claims)
+        _ = try verifier.verify(token, now: self.now)
+        let parts = token.split(separator: ".")
+        let other = try self.forge(claims: self.claims { $0["sub"] = UUID().uuidString.lowercased() }).split(separator: ".")
+        #expect(throws: AuthError.invalidToken(reason: "bad signature")) {
+            _ = try verifier.verify([parts[0], other[1], parts[2]].joined(separator: "."), now: self.now)
+        }
+        #expect(throws: AuthError.self) { _ = try verifier.verify(token + "x", now: self.now) }
+        #expect(try verifier.verify(token, now: self.now).userId.uuidString == claims["sub"] as? String)
+    }
+
     @Test func aSignatureWithNonCanonicalBase64IsRefused() async throws {
         // One token, one encoding: a signature whose unused trailing bits are set is a different string for the
         // same bytes, and would dodge a cache keyed by the token.

@@ -215,6 +215,31 @@ import TesseraCore
         }
     }
 
+    /// `/health` and `/api/v1/ping-auth` write their JSON as bytes; they must say what the contract says, as JSON.
+    @Test func healthAndPingAnswerTheirJSON() async throws {
+        try await TestApp.run { client in
+            let health = try await client.call(.get, "/health")
+            #expect(health.status == .ok)
+            #expect(health.headers[.contentType] == "application/json; charset=utf-8")
+            #expect(health.headers[.contentLength] == String(health.body.readableBytes))
+            #expect(try JSONBody(health).object as NSDictionary == ["status": "ok"] as NSDictionary)
+
+            try await client.register()
+            let token = try #require(try await client.login().string("accessToken"))
+            let me = try JSONBody(try await client.call(.get, "/api/me", token: token))
+            for _ in 0..<2 {  // a new token, then the same one from the verified-token cache
+                let ping = try await client.call(.get, "/api/v1/ping-auth", token: token)
+                #expect(ping.status == .ok)
+                #expect(ping.headers[.contentType] == "application/json; charset=utf-8")
+                #expect(ping.headers[.contentLength] == String(ping.body.readableBytes))
+                let body = try JSONBody(ping)
+                #expect(body.object.count == 2)
+                #expect(body["ok"] as? Bool == true)
+                #expect(body.string("userId") == me.string("id"))
+            }
+        }
+    }
+
     @Test func noTokenOrPasswordEverReachesTheLog() async throws {
         let capture = LogCapture()
         try await TestApp.run(logger: capture.logger, { $0.logLevel = .trace }) { client in

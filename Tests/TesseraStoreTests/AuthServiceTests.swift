@@ -89,8 +89,8 @@ import TesseraCore
             let (session, everywhere) = try await database.withProcess { process in
                 let a = try await process.signUpAndIn("a@x.org")
                 let b = try await process.signUpAndIn("b@x.org")
-                try await process.auth.logout(try await process.auth.authenticate(accessToken: a.accessToken), origin: RequestOrigin())
-                try await process.auth.logoutAll(try await process.auth.authenticate(accessToken: b.accessToken), origin: RequestOrigin())
+                try await process.auth.logout(try process.auth.authenticate(accessToken: a.accessToken), origin: RequestOrigin())
+                try await process.auth.logoutAll(try process.auth.authenticate(accessToken: b.accessToken), origin: RequestOrigin())
                 return (a, b)
             }
             try await database.withProcess { restarted in
@@ -108,7 +108,7 @@ import TesseraCore
             try await database.withProcess { process in
                 let laptop = try await process.signUpAndIn(device: "laptop")
                 let phone = try await process.signUpAndIn(device: "phone")
-                let caller = try await process.auth.authenticate(accessToken: laptop.accessToken)
+                let caller = try process.auth.authenticate(accessToken: laptop.accessToken)
                 let fresh = try await process.auth.logoutOthers(caller, origin: RequestOrigin())
                 #expect(fresh.sessionId == laptop.sessionId)
                 #expect(await process.accepts(fresh))
@@ -129,7 +129,7 @@ import TesseraCore
             try await database.withProcess { process in
                 let mine = try await process.signUpAndIn(password: "old password")
                 let other = try await process.signUpAndIn(password: "old password")
-                let caller = try await process.auth.authenticate(accessToken: mine.accessToken)
+                let caller = try process.auth.authenticate(accessToken: mine.accessToken)
                 await #expect(throws: AuthError.invalidCredentials) {
                     _ = try await process.auth.changePassword(caller, currentPassword: "wrong one", newPassword: "new password", origin: RequestOrigin())
                 }
@@ -150,7 +150,7 @@ import TesseraCore
             try await database.withProcess { process in
                 let ann = try await process.signUpAndIn("ann@x.org")
                 let bob = try await process.signUpAndIn("bob@x.org")
-                let caller = try await process.auth.authenticate(accessToken: ann.accessToken)
+                let caller = try process.auth.authenticate(accessToken: ann.accessToken)
                 await #expect(throws: AuthError.sessionNotFound) {
                     try await process.auth.revokeOwnSession(bob.sessionId, caller: caller, origin: RequestOrigin())
                 }
@@ -165,7 +165,7 @@ import TesseraCore
                 let pair = try await process.signUpAndIn()
                 _ = try? await process.auth.login(email: "ann@example.org", password: "wrong password", origin: RequestOrigin(ip: "198.51.100.7"))
                 _ = try await process.auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin(terminalId: "till-4"))
-                let caller = try await process.auth.authenticate(accessToken: pair.accessToken)
+                let caller = try process.auth.authenticate(accessToken: pair.accessToken)
                 try await process.auth.logoutAll(caller, origin: RequestOrigin(ip: "127.0.0.1", userAgent: "curl"))
                 let events = try await process.store.auditEvents(AuditQuery(userId: pair.user.id))
                 #expect(

@@ -66,6 +66,6 @@ struct TestProcess {
 
     /// Whether this process's server would accept the access token now.
     func accepts(_ pair: TokenPair) async -> Bool {
-        (try? await self.auth.authenticate(accessToken: pair.accessToken)) != nil
+        (try? self.auth.authenticate(accessToken: pair.accessToken)) != nil
     }
 }

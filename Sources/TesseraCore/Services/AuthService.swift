@@ -156,8 +156,19 @@ public struct AuthService: Sendable {
     // MARK: Checking a bearer token
 
     /// Verifies an access token and checks it against the revocation index; fails closed when the index is stale.
-    public func authenticate(accessToken: String) async throws(AuthError) -> VerifiedAccessToken {
-        let token = try self.verifier.verify(accessToken, now: self.clock.now())
+    ///
+    /// Synchronous: it reads memory only (the verified-token cache and the index), never the database.
+    public func authenticate(accessToken: String) throws(AuthError) -> VerifiedAccessToken {
+        try self.judge(self.verifier.verify(accessToken, now: self.clock.now()))
+    }
+
+    /// ``authenticate(accessToken:)`` for a token given as its bytes where they lie: a token seen before is
+    /// checked without allocating.
+    public func authenticate(accessTokenBytes: UnsafeBufferPointer<UInt8>) throws(AuthError) -> VerifiedAccessToken {
+        try self.judge(self.verifier.verify(bytes: accessTokenBytes, now: self.clock.now()))
+    }
+
+    private func judge(_ token: VerifiedAccessToken) throws(AuthError) -> VerifiedAccessToken {
         switch self.index.verdict(for: token) {
         case .accepted: return token
         case .revoked: throw .tokenRevoked

@@ -55,21 +55,26 @@ extension UUID {
     /// The canonical lower-case form (`6ba7b810-9dad-11d1-80b4-00c04fd430c8`), as ids appear in tokens, the database and
     /// the API. Written directly: Foundation's `uuidString` goes through `snprintf` on Linux and is then lower-cased.
     public var lowercasedString: String {
+        String(unsafeUninitializedCapacity: 36) { self.writeLowercased(into: $0) }
+    }
+
+    /// Writes the 36 characters of ``lowercasedString`` at the start of `output` (which must hold 36) and returns 36.
+    @discardableResult
+    public func writeLowercased(into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        precondition(output.count >= 36, "a UUID is 36 characters")
         let digits: StaticString = "0123456789abcdef"
         return withUnsafeBytes(of: self.uuid) { bytes in
-            String(unsafeUninitializedCapacity: 36) { output in
-                var position = 0
-                for (index, byte) in bytes.enumerated() {
-                    if index == 4 || index == 6 || index == 8 || index == 10 {
-                        output[position] = UInt8(ascii: "-")
-                        position += 1
-                    }
-                    output[position] = digits.utf8Start[Int(byte >> 4)]
-                    output[position + 1] = digits.utf8Start[Int(byte & 0x0F)]
-                    position += 2
+            var position = 0
+            for (index, byte) in bytes.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    output[position] = UInt8(ascii: "-")
+                    position += 1
                 }
-                return position
+                output[position] = digits.utf8Start[Int(byte >> 4)]
+                output[position + 1] = digits.utf8Start[Int(byte & 0x0F)]
+                position += 2
             }
+            return position
         }
     }
 }

@@ -34,19 +34,19 @@ public struct AccessTokenVerifier: Sendable {
 
     /// Verifies a token; throws ``AuthError/invalidToken(reason:)`` with a reason for the debug log.
     public func verify(_ token: String, now: Date) throws(AuthError) -> VerifiedAccessToken {
-        guard token.utf8.count <= Self.maximumTokenLength else { throw .invalidToken(reason: "token too long") }
+        var token = token
+        return try token.withUTF8 { bytes in Result { () throws(AuthError) in try self.verify(bytes: bytes, now: now) } }.get()
+    }
+
+    /// Verifies a token given as its bytes, e.g. where it lies in a request's header: a token seen before is
+    /// checked without allocating; only a new one is copied, into the cache.
+    public func verify(bytes token: UnsafeBufferPointer<UInt8>, now: Date) throws(AuthError) -> VerifiedAccessToken {
+        guard token.count <= Self.maximumTokenLength else { throw .invalidToken(reason: "token too long") }
         if let cached = self.cache?.lookup(token) {
             try self.checkTimes(expiresAt: cached.expiresAt, notBefore: cached.notBefore, issuedAt: cached.issuedAt, now: now)
             return cached
         }
-        var contiguous = token
-        contiguous.makeContiguousUTF8()
-        let result = contiguous.utf8.withContiguousStorageIfAvailable { bytes in
-            Result { () throws(AuthError) -> ParsedClaims in try self.verifiedClaims(bytes) }
-        }
-        guard let result else { throw .invalidToken(reason: "token not contiguous") }
-        let claims = try result.get()
-        let verified = try self.check(claims, now: now)
+        let verified = try self.check(try self.verifiedClaims(token), now: now)
         self.cache?.insert(token, verified)
         return verified
     }

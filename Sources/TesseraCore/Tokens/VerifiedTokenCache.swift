@@ -1,43 +1,59 @@
 import Synchronization
 
-/// Tokens whose signature and claims were already checked, keyed by the whole token.
+/// Tokens whose signature and claims were already checked.
 ///
 /// A hit skips the HMAC and the parsing, never the checks that change with time: expiry, not-before and
 /// revocation are checked on every request. Bounded: when full it starts over, which costs one verification per
 /// live token and keeps memory flat whatever the traffic.
+///
+/// Looked up by the token's bytes where they lie (no `String` is made for a hit). The slot is chosen by a seeded
+/// hash of the signature — the last 43 characters, as random as a hash of the whole token, and hashing it instead
+/// of ~450 bytes took a visible share off each request, inside the lock — and a hit needs every byte of the token
+/// to match, compared in constant time. Only verified tokens are stored, so no one can choose what lies in a slot.
 final class VerifiedTokenCache: Sendable {
     let capacity: Int
-    private let entries = Mutex<[Key: VerifiedAccessToken]>([:])
+    private let entries = Mutex<[Int: Entry]>([:])
 
-    /// A token as a key: equal only to the very same token, hashed by its signature alone. The signature is the last
-    /// 43 characters, as random as a hash of the whole token, and hashing it instead of ~450 bytes took a visible
-    /// share off each request, inside the lock. Only verified tokens are stored, so no one can choose colliding keys.
-    struct Key: Hashable, Sendable {
-        let token: String
-
-        func hash(into hasher: inout Hasher) {
-            let hashed: Void? = self.token.utf8.withContiguousStorageIfAvailable { bytes in
-                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes.suffix(43))))
-            }
-            if hashed == nil { hasher.combine(self.token) }
-        }
-
-        static func == (lhs: Key, rhs: Key) -> Bool { lhs.token == rhs.token }
+    struct Entry: Sendable {
+        let token: [UInt8]
+        let verified: VerifiedAccessToken
     }
 
     init(capacity: Int = 65_536) {
         self.capacity = capacity
     }
 
-    func lookup(_ token: String) -> VerifiedAccessToken? {
-        let key = Key(token: token)
-        return self.entries.withLock { $0[key] }
+    func lookup(_ token: UnsafeBufferPointer<UInt8>) -> VerifiedAccessToken? {
+        let slot = Self.slot(of: token)
+        return self.entries.withLock { entries in
+            guard let entry = entries[slot], Self.constantTimeEqual(entry.token, token) else { return nil }
+            return entry.verified
+        }
     }
 
-    func insert(_ token: String, _ verified: VerifiedAccessToken) {
+    func insert(_ token: UnsafeBufferPointer<UInt8>, _ verified: VerifiedAccessToken) {
+        let entry = Entry(token: Array(token), verified: verified)
+        let slot = Self.slot(of: token)
         self.entries.withLock { entries in
             if entries.count >= self.capacity { entries.removeAll(keepingCapacity: true) }
-            entries[Key(token: token)] = verified
+            entries[slot] = entry
+        }
+    }
+
+    /// A hash of the signature (the whole token when it is shorter), seeded per process like every `Hasher`.
+    static func slot(of token: UnsafeBufferPointer<UInt8>) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: token.suffix(43))))
+        return hasher.finalize()
+    }
+
+    /// Whether two byte strings are equal, in a time that depends on their lengths only.
+    static func constantTimeEqual(_ stored: [UInt8], _ given: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard stored.count == given.count else { return false }
+        return stored.withUnsafeBufferPointer { stored in
+            var difference: UInt8 = 0
+            for index in 0..<stored.count { difference |= stored[index] ^ given[index] }
+            return difference == 0
         }
     }
 }

@@ -11,8 +11,8 @@ struct HealthController {
         router.get("ready", use: self.ready)
     }
 
-    @Sendable func health(request: Request, context: Context) async throws -> StatusResponse {
-        StatusResponse(status: "ok", checks: nil)
+    @Sendable func health(request: Request, context: Context) async throws -> HealthResponse {
+        HealthResponse()
     }
 
     @Sendable func ready(request: Request, context: Context) async throws -> EditedResponse<StatusResponse> {

@@ -32,6 +32,6 @@ struct MeController {
     }
 
     @Sendable func ping(request: Request, context: Context) async throws -> PingResponse {
-        PingResponse(ok: true, userId: try context.requireIdentity().userId.lowercasedString)
+        PingResponse(userId: try context.requireIdentity().userId)
     }
 }

@@ -47,7 +47,7 @@ struct PageSessionMiddleware: RouterMiddleware {
     /// The token when it verifies and is not revoked; nil otherwise. A stale index is not a sign-out: it fails closed with 503.
     private func verify(_ token: String) async throws -> VerifiedAccessToken? {
         do {
-            return try await self.auth.authenticate(accessToken: token)
+            return try self.auth.authenticate(accessToken: token)
         } catch .revocationIndexStale {
             throw AuthError.revocationIndexStale
         } catch {

@@ -31,7 +31,7 @@ struct SignInPages {
     @Sendable func loginPage(request: Request, context: Context) async throws -> Response {
         // A browser that is still signed in goes straight to its account.
         if let access = request.cookies[BrowserSession.accessCookie]?.value, !access.isEmpty,
-            (try? await self.auth.authenticate(accessToken: access)) != nil
+            (try? self.auth.authenticate(accessToken: access)) != nil
         {
             return pageRedirect(to: "/account", request: request)
         }
