@@ -240,6 +240,35 @@ import TesseraCore
         }
     }
 
+    /// The refusals of a protected route are encoded once and answered as copies; each must still be the whole
+    /// problem with its challenge, every time.
+    @Test func theRefusalsOfAProtectedRouteAreWholeProblems() async throws {
+        try await TestApp.run { client in
+            try await client.register()
+            let token = try #require(try await client.login().string("accessToken"))
+            #expect(try await client.call(.post, "/api/auth/logout", token: token).status == .noContent)
+            let cases: [(String?, String, String)] = [
+                (token, "token_revoked", "The access token was revoked."),
+                ("not-a-token", "invalid_token", "The access token is missing, malformed, expired or not ours."),
+                (nil, "invalid_token", "A bearer access token is required."),
+            ]
+            for (sent, code, detail) in cases {
+                for _ in 0..<2 {
+                    let refused = try await client.call(.get, "/api/v1/ping-auth", token: sent)
+                    #expect(refused.status == .unauthorized)
+                    #expect(refused.headers[.contentType] == "application/problem+json")
+                    #expect(refused.headers[.cacheControl] == "no-store")
+                    #expect(refused.headers[.wwwAuthenticate] == "Bearer error=\"invalid_token\", error_description=\"\(detail)\"")
+                    let expected: NSDictionary = [
+                        "type": "https://tessera.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))", "title": "Unauthorized",
+                        "status": 401, "detail": detail, "code": code,
+                    ]
+                    #expect(try JSONBody(refused).object as NSDictionary == expected)
+                }
+            }
+        }
+    }
+
     @Test func noTokenOrPasswordEverReachesTheLog() async throws {
         let capture = LogCapture()
         try await TestApp.run(logger: capture.logger, { $0.logLevel = .trace }) { client in

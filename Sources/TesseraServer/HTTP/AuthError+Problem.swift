@@ -22,10 +22,8 @@ extension AuthError {
             ProblemError(.unprocessableContent, code: "weak_password", detail: "The password is too weak: \(why).")
         case .invalidRefreshToken:
             ProblemError(.unauthorized, code: "invalid_refresh_token", detail: "The refresh token is not valid.")
-        case .invalidToken:
-            ProblemError.unauthorized(code: "invalid_token", detail: "The access token is missing, malformed, expired or not ours.")
-        case .tokenRevoked:
-            ProblemError.unauthorized(code: "token_revoked", detail: "The access token was revoked.")
+        case .invalidToken: Self.invalidTokenProblem
+        case .tokenRevoked: Self.tokenRevokedProblem
         case .sessionNotFound:
             ProblemError(.notFound, code: "session_not_found", detail: "No such session among yours.")
         case .userNotFound:
@@ -38,14 +36,20 @@ extension AuthError {
             ProblemError(.conflict, code: "account_inactive", detail: "The account is deactivated; activate it before un-revoking.")
         case .invalidArgument(let why):
             ProblemError(.badRequest, code: "invalid_request", detail: why)
-        case .revocationIndexStale:
-            ProblemError(
-                .serviceUnavailable, code: "revocation_index_stale",
-                detail: "Revocations cannot be checked right now; refusing rather than admitting revoked tokens.",
-                headers: [.retryAfter: "1"]
-            )
+        case .revocationIndexStale: Self.revocationIndexStaleProblem
         case .weakSecret(let minimum):
             ProblemError(.internalServerError, code: "misconfigured", detail: "The signing secret is shorter than \(minimum) bytes.")
         }
     }
+
+    // The refusals of a protected request, encoded once (see ``ProblemError/prepared()``).
+    private static let invalidTokenProblem = ProblemError.unauthorized(
+        code: "invalid_token", detail: "The access token is missing, malformed, expired or not ours."
+    ).prepared()
+    private static let tokenRevokedProblem = ProblemError.unauthorized(code: "token_revoked", detail: "The access token was revoked.").prepared()
+    private static let revocationIndexStaleProblem = ProblemError(
+        .serviceUnavailable, code: "revocation_index_stale",
+        detail: "Revocations cannot be checked right now; refusing rather than admitting revoked tokens.",
+        headers: [.retryAfter: "1"]
+    ).prepared()
 }

@@ -32,7 +32,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
     }
 
-    static var missingToken: ProblemError { .unauthorized(code: "invalid_token", detail: "A bearer access token is required.") }
+    static let missingToken = ProblemError.unauthorized(code: "invalid_token", detail: "A bearer access token is required.").prepared()
 
     /// Where the token lies in an `Authorization` header's value; nil for anything but `Bearer <token>`.
     static func bearerTokenRange(in bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
