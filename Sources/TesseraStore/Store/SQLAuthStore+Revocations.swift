@@ -29,17 +29,6 @@ extension SQLAuthStore {
         }
     }
 
-    public func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry] {
-        if let sqlite = self.database as? SQLiteDatabaseHandle {
-            return try await Self.revocations(after: seq, limit: limit, on: sqlite)
-        }
-        return try await self.database.read { db in
-            try await db.raw("SELECT * FROM revocations WHERE seq > \(bind: seq) ORDER BY seq LIMIT \(literal: limit)").all().map {
-                try $0.revocationEntry()
-            }
-        }
-    }
-
     static func revokeSession(
         _ sessionId: UUID, until: Date, at: Date, actorId: UUID?, reason: String?, on db: any SQLDatabase
     ) async throws -> RevocationEntry {

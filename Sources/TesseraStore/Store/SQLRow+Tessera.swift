@@ -64,31 +64,6 @@ extension SQLRow {
         )
     }
 
-    /// Reads a `revocations` row.
-    func revocationEntry() throws -> RevocationEntry {
-        let kindName = try self.decode(column: "kind", as: String.self)
-        let kind: RevocationKind
-        switch kindName {
-        case "token":
-            kind = .token(jti: try self.uuid("jti"), until: try self.date("until_at"))
-        case "session":
-            kind = .session(id: try self.uuid("session_id"), until: try self.date("until_at"))
-        case "subject":
-            kind = .subject(userId: try self.uuid("user_id"), acceptedFromVersion: try self.decode(column: "accepted_from_version", as: Int64.self))
-        case "global":
-            kind = .global(epoch: try self.decode(column: "epoch", as: Int64.self))
-        default:
-            throw CorruptRow(description: "unknown revocation kind \(kindName)")
-        }
-        return RevocationEntry(
-            seq: try self.decode(column: "seq", as: Int64.self),
-            kind: kind,
-            revokedAt: try self.date("revoked_at"),
-            actorId: try self.optionalUUID("actor_id"),
-            reason: try self.decode(column: "reason", as: String?.self)
-        )
-    }
-
     /// Reads an `audit_events` row.
     func auditRecord() throws -> AuditRecord {
         let eventName = try self.decode(column: "event", as: String.self)
