@@ -176,6 +176,22 @@ import Testing
         #expect(try verifier.verify(token, now: self.now).userId.uuidString == claims["sub"] as? String)
     }
 
+    /// The cache's comparison goes eight bytes at a time and then byte by byte: a difference anywhere, in a word or
+    /// in the tail, must be seen, and equal bytes must compare equal, whatever the length.
+    @Test func theCachesComparisonSeesADifferenceAtEveryPosition() {
+        for length in 0..<41 {
+            let stored = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            stored.withUnsafeBufferPointer { #expect(VerifiedTokenCache.constantTimeEqual(stored, $0)) }
+            for position in 0..<length {
+                var given = stored
+                given[position] ^= 0x40
+                given.withUnsafeBufferPointer { #expect(!VerifiedTokenCache.constantTimeEqual(stored, $0), "length \(length), position \(position)") }
+            }
+            let longer = stored + [0]
+            longer.withUnsafeBufferPointer { #expect(!VerifiedTokenCache.constantTimeEqual(stored, $0)) }
+        }
+    }
+
     @Test func aSignatureWithNonCanonicalBase64IsRefused() async throws {
         // One token, one encoding: a signature whose unused trailing bits are set is a different string for the
         // same bytes, and would dodge a cache keyed by the token.

@@ -47,12 +47,22 @@ final class VerifiedTokenCache: Sendable {
         return hasher.finalize()
     }
 
-    /// Whether two byte strings are equal, in a time that depends on their lengths only.
+    /// Whether two byte strings are equal, in a time that depends on their lengths only: every word is compared,
+    /// eight bytes at a time, and the differences are gathered rather than returned at the first.
     static func constantTimeEqual(_ stored: [UInt8], _ given: UnsafeBufferPointer<UInt8>) -> Bool {
         guard stored.count == given.count else { return false }
-        return stored.withUnsafeBufferPointer { stored in
-            var difference: UInt8 = 0
-            for index in 0..<stored.count { difference |= stored[index] ^ given[index] }
+        return stored.withUnsafeBytes { stored in
+            let given = UnsafeRawBufferPointer(given)
+            var difference: UInt64 = 0
+            var offset = 0
+            while offset + 8 <= stored.count {
+                difference |= stored.loadUnaligned(fromByteOffset: offset, as: UInt64.self) ^ given.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                offset += 8
+            }
+            while offset < stored.count {
+                difference |= UInt64(stored[offset] ^ given[offset])
+                offset += 1
+            }
             return difference == 0
         }
     }
