@@ -107,9 +107,7 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     )
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
     app.addServices(StoreCloser(services: services), services.follower)
-    if let days = configuration.auditRetentionDays {
-        app.addServices(AuditRetention(store: services.auth.store, retentionDays: days, logger: logger))
-    }
+    app.addServices(Housekeeping(store: services.auth.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
     logger.info("tessera ready", metadata: ["database": "\(configuration.database)", "mode": "\(configuration.mode.rawValue)"])
     return app
 }

@@ -68,14 +68,82 @@ import TesseraCore
         }
     }
 
+    /// Housekeeping deletes token and session revocation rows once no token they cover can be valid, and sessions
+    /// (with their spent refresh tokens) a week after they expired; subject and global rows, which are state, stay.
+    @Test func housekeepingDeletesOnlyWhatCanNoLongerMatter() async throws {
+        func isTokenOrSession(_ entry: RevocationEntry) -> Bool {
+            switch entry.kind {
+            case .token, .session: true
+            case .subject, .global: false
+            }
+        }
+        try await TestDatabase.with { database in
+            try await database.withProcess { process in
+                let ann = try await process.signUpAndIn()
+                let refreshed = try await process.auth.refresh(refreshToken: ann.refreshToken, origin: RequestOrigin())
+                try await process.auth.logout(try process.auth.authenticate(accessToken: refreshed.accessToken), origin: RequestOrigin())
+                let bob = try await process.signUpAndIn("bob@example.org")
+                _ = try await process.auth.revokeUsers([bob.user.id], actorId: nil, reason: nil, origin: .commandLine)
+                _ = try await process.auth.revokeAll(actorId: nil, reason: nil, origin: .commandLine)
+                let before = try await process.store.revocations(after: 0, limit: 100)
+                #expect(before.contains(where: isTokenOrSession))
+                let housekeeping = Housekeeping(store: process.store, auditRetentionDays: nil, logger: TestDatabase.logger)
+
+                // Now: every access token covered may still be valid, every session is live or recent.
+                #expect(try await housekeeping.pruneOnce(now: Date()).expired == ExpiredRowsDeleted())
+                #expect(try await process.store.revocations(after: 0, limit: 100) == before)
+
+                // Two hours on: the access tokens (15 minutes) are gone, so are their rows; sessions (30 days) stay.
+                let later = try await housekeeping.pruneOnce(now: Date().addingTimeInterval(2 * 3600))
+                #expect(later.expired == ExpiredRowsDeleted(revocations: before.filter(isTokenOrSession).count))
+                let kept = try await process.store.revocations(after: 0, limit: 100)
+                #expect(kept == before.filter { !isTokenOrSession($0) })
+                #expect(kept.count == 2)
+
+                // Forty days on: both sessions expired more than a week ago; Ann's spent refresh token goes with hers.
+                let much = try await housekeeping.pruneOnce(now: Date().addingTimeInterval(40 * 86_400))
+                #expect(much.expired == ExpiredRowsDeleted(sessions: 2, spentRefreshTokens: 1))
+                #expect(try await process.store.revocations(after: 0, limit: 100) == kept)
+                #expect(try await housekeeping.pruneOnce(now: Date().addingTimeInterval(40 * 86_400)).expired == ExpiredRowsDeleted())
+
+                // Accounts and the audit trail are untouched; signing in again works and the spent token is unknown.
+                _ = try await process.auth.login(email: "ann@example.org", password: "correct horse", origin: RequestOrigin())
+                await #expect(throws: AuthError.invalidRefreshToken) {
+                    _ = try await process.auth.refresh(refreshToken: ann.refreshToken, origin: RequestOrigin())
+                }
+                #expect(try await process.store.auditEvents(AuditQuery()).isEmpty == false)
+            }
+        }
+    }
+
+    /// More expired rows than one batch: all of them go, over several short transactions, and nothing else does.
+    @Test func housekeepingDeletesInBatches() async throws {
+        try await TestDatabase.with { database in
+            try await database.withProcess { process in
+                let expired = 2 * SQLAuthStore.deletionBatch + 17
+                let past = Date().addingTimeInterval(-2 * 3600)
+                try await process.store.database.transaction { db in
+                    for index in 0..<expired {
+                        let kind: RevocationKind = index % 2 == 0 ? .token(jti: UUID(), until: past) : .session(id: UUID(), until: past)
+                        _ = try await SQLAuthStore.appendEntry(kind, at: past, actorId: nil, reason: nil, on: db)
+                    }
+                    _ = try await SQLAuthStore.appendEntry(.token(jti: UUID(), until: Date().addingTimeInterval(600)), at: past, actorId: nil, reason: nil, on: db)
+                }
+                let housekeeping = Housekeeping(store: process.store, auditRetentionDays: nil, logger: TestDatabase.logger)
+                #expect(try await housekeeping.pruneOnce().expired == ExpiredRowsDeleted(revocations: expired))
+                #expect(try await process.store.revocations(after: 0, limit: 10_000).count == 1)
+            }
+        }
+    }
+
     @Test func auditRetentionDeletesOnlyRowsPastThePeriod() async throws {
         try await TestDatabase.with { database in
             try await database.withProcess { process in
                 let now = Date()
                 try await process.store.recordAudit(AuditRecord(at: now.addingTimeInterval(-40 * 86_400), event: .authLogin))
                 try await process.store.recordAudit(AuditRecord(at: now.addingTimeInterval(-10 * 86_400), event: .authLogin))
-                let retention = AuditRetention(store: process.store, retentionDays: 30, logger: TestDatabase.logger)
-                #expect(try await retention.pruneOnce(now: now) == 1)
+                let housekeeping = Housekeeping(store: process.store, auditRetentionDays: 30, logger: TestDatabase.logger)
+                #expect(try await housekeeping.pruneOnce(now: now).auditEvents == 1)
                 #expect(try await process.store.auditEvents(AuditQuery(event: .authLogin)).count == 1)
             }
         }

@@ -35,6 +35,10 @@ public protocol AuthStore: Sendable {
     func activate(userId: UUID, audit: AuditRecord) async throws -> User?
     /// Deletes audit rows older than the date; returns how many went.
     func deleteAuditEvents(before date: Date) async throws -> Int
+    /// Deletes what can no longer matter: revocation rows of single tokens and sessions whose `until` is before
+    /// `revocationsBefore` (subject and global rows are state and are never deleted), and sessions that expired
+    /// before `sessionsBefore` with their spent refresh tokens. In batches, each its own transaction.
+    func deleteExpiredRows(revocationsBefore: Date, sessionsBefore: Date) async throws -> ExpiredRowsDeleted
 
     /// Appends an audit row on its own (for events with no state change, such as a failed sign-in).
     func recordAudit(_ record: AuditRecord) async throws
@@ -144,5 +148,18 @@ public struct UnrevokeRequest: Sendable {
         self.reason = reason
         self.at = at
         self.origin = origin
+    }
+}
+
+/// What ``AuthStore/deleteExpiredRows(revocationsBefore:sessionsBefore:)`` deleted.
+public struct ExpiredRowsDeleted: Sendable, Equatable {
+    public var revocations: Int
+    public var sessions: Int
+    public var spentRefreshTokens: Int
+
+    public init(revocations: Int = 0, sessions: Int = 0, spentRefreshTokens: Int = 0) {
+        self.revocations = revocations
+        self.sessions = sessions
+        self.spentRefreshTokens = spentRefreshTokens
     }
 }

@@ -98,4 +98,51 @@ extension SQLAuthStore {
             return count
         }
     }
+
+    public func deleteExpiredRows(revocationsBefore: Date, sessionsBefore: Date) async throws -> ExpiredRowsDeleted {
+        var deleted = ExpiredRowsDeleted()
+        let revocationCutoff = Column.millis(revocationsBefore)
+        let sessionCutoff = Column.millis(sessionsBefore)
+        // Small batches keep each write transaction short, so that sign-outs committed meanwhile never wait long.
+        while true {
+            let batch = try await self.database.transaction { db -> Int in
+                let rows = try await db.raw(
+                    """
+                    SELECT seq FROM revocations WHERE kind IN ('token', 'session') AND until_at < \(bind: revocationCutoff)
+                    ORDER BY seq LIMIT \(literal: Self.deletionBatch)
+                    """
+                ).all()
+                guard let last = try rows.last?.decode(column: "seq", as: Int64.self) else { return 0 }
+                try await db.raw(
+                    """
+                    DELETE FROM revocations WHERE kind IN ('token', 'session') AND until_at < \(bind: revocationCutoff)
+                    AND seq <= \(bind: last)
+                    """
+                ).run()
+                return rows.count
+            }
+            deleted.revocations += batch
+            if batch < Self.deletionBatch { break }
+        }
+        while true {
+            let batch = try await self.database.transaction { db -> (sessions: Int, spent: Int) in
+                let ids = try await db.raw(
+                    "SELECT id FROM sessions WHERE expires_at < \(bind: sessionCutoff) LIMIT \(literal: Self.deletionBatch)"
+                ).all().map { try $0.decode(column: "id", as: String.self) }
+                guard !ids.isEmpty else { return (0, 0) }
+                let list = SQLList(ids.map { SQLBind($0) })
+                let spent = try await db.raw("SELECT COUNT(*) AS n FROM spent_refresh_tokens WHERE session_id IN (\(list))")
+                    .first()?.decode(column: "n", as: Int.self) ?? 0
+                try await db.raw("DELETE FROM spent_refresh_tokens WHERE session_id IN (\(list))").run()
+                try await db.raw("DELETE FROM sessions WHERE id IN (\(list))").run()
+                return (ids.count, spent)
+            }
+            deleted.sessions += batch.sessions
+            deleted.spentRefreshTokens += batch.spent
+            if batch.sessions < Self.deletionBatch { break }
+        }
+        return deleted
+    }
+
+    static let deletionBatch = 1_000
 }
