@@ -16,12 +16,12 @@ struct PageSessionMiddleware: RouterMiddleware {
         var identity: VerifiedAccessToken?
         var issued: TokenPair?
         if !access.isEmpty {
-            identity = try await self.verify(access)
+            identity = try self.verify(access)
         }
         if identity == nil, !refresh.isEmpty {
             do {
                 let pair = try await self.refresher.refresh(refresh, origin: request.origin(context: context))
-                identity = try await self.verify(pair.accessToken)
+                identity = try self.verify(pair.accessToken)
                 issued = pair
             } catch let error as AuthError where error == .revocationIndexStale {
                 throw error
@@ -45,7 +45,7 @@ struct PageSessionMiddleware: RouterMiddleware {
     }
 
     /// The token when it verifies and is not revoked; nil otherwise. A stale index is not a sign-out: it fails closed with 503.
-    private func verify(_ token: String) async throws -> VerifiedAccessToken? {
+    private func verify(_ token: String) throws -> VerifiedAccessToken? {
         do {
             return try self.auth.authenticate(accessToken: token)
         } catch .revocationIndexStale {
