@@ -60,19 +60,16 @@ extension SQLAuthStore {
 
 /// One row of the revocation log as ``SQLAuthStore/revocationLogColumns`` selects it.
 struct RevocationLogRow {
-    var seq: Int64?
-    var kind: String?
-    var target: String?
-    var value: Int64?
-    var revokedAt: Int64?
-    var actorId: String?
-    var reason: String?
+    let seq: Int64?
+    let kind: String?
+    let target: String?
+    let value: Int64?
+    let revokedAt: Int64?
+    let actorId: String?
+    let reason: String?
+}
 
-    init(seq: Int64?, kind: String?, target: String?, value: Int64?, revokedAt: Int64?, actorId: String?, reason: String?) {
-        (self.seq, self.kind, self.target, self.value) = (seq, kind, target, value)
-        (self.revokedAt, self.actorId, self.reason) = (revokedAt, actorId, reason)
-    }
-
+extension RevocationLogRow {
     init(_ row: SQLiteRow) {
         func integer(_ name: String) -> Int64? {
             if case .integer(let value)? = row.column(name) { return Int64(value) }
