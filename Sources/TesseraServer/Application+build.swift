@@ -1,5 +1,7 @@
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import TesseraCore
 import TesseraStore
@@ -10,19 +12,26 @@ public struct TesseraServices: Sendable {
     public let follower: RevocationLogFollower
     /// Cookies and CSRF tokens of the web pages.
     public let browser: BrowserSession
+    /// The threads that run bcrypt, apart from the event loops.
+    let hashingThreads: NIOThreadPool
 
-    /// Closes the database connections.
+    /// Closes the database connections and stops the hashing threads.
     public func close() async {
         if let store = self.auth.store as? SQLAuthStore { await store.database.close() }
+        try? await self.hashingThreads.shutdownGracefully()
     }
 }
 
 /// Opens the store and builds the services every front end (server, CLI) shares.
 ///
-/// - Parameter loadRevocationLog: read the whole log into the index before returning. A server must; a one-shot
-///   command that only writes revocations need not, and skips reading a log of millions of rows on every run.
-public func buildServices(configuration: Configuration, logger: Logger, loadRevocationLog: Bool = true) async throws -> TesseraServices {
-    let store = try await StoreFactory.open(configuration.database, logger: logger)
+/// - Parameters:
+///   - loadRevocationLog: read the whole log into the index before returning. A server must; a one-shot command
+///     that only writes revocations need not, and skips reading a log of millions of rows on every run.
+///   - createDatabase: make the database when it does not exist (the server); commands refuse a missing one.
+public func buildServices(
+    configuration: Configuration, logger: Logger, loadRevocationLog: Bool = true, createDatabase: Bool = true
+) async throws -> TesseraServices {
+    let store = try await StoreFactory.open(configuration.database, create: createDatabase, logger: logger)
     do {
         return try await buildServices(on: store, configuration: configuration, logger: logger, loadRevocationLog: loadRevocationLog)
     } catch {
@@ -38,23 +47,39 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
     let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
     // The whole log is applied before the first request is answered; it is read while the decoy password is hashed.
     async let caughtUp: Int = loadRevocationLog ? follower.catchUp() : 0
-    let auth = try await AuthService(
-        store: store,
-        index: index,
-        hasher: BcryptPasswordHasher(cost: configuration.bcryptCost),
-        key: try await SigningKey(secret: secret),
-        settings: configuration.tokens,
-        logger: logger
-    )
-    _ = try await caughtUp
-    let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
-    return TesseraServices(auth: auth, follower: follower, browser: browser)
+    // bcrypt runs on threads of its own, one fewer than the cores, so that a sign-in storm leaves a core to the
+    // event loops and token checks stay fast; the queue in front of them is bounded by what they hash in a second.
+    let threads = max(1, System.coreCount - 1)
+    let pool = NIOThreadPool(numberOfThreads: threads)
+    pool.start()
+    do {
+        let bcrypt = BcryptPasswordHasher(cost: configuration.bcryptCost, threadPool: pool)
+        let started = ContinuousClock.now
+        _ = try await bcrypt.hash(OpaqueToken.generate())
+        let capacity = BoundedPasswordHasher.capacity(threads: threads, hashDuration: started.duration(to: .now))
+        logger.debug("password hashing", metadata: ["threads": "\(threads)", "queue": "\(capacity)"])
+        let auth = try await AuthService(
+            store: store,
+            index: index,
+            hasher: BoundedPasswordHasher(base: bcrypt, capacity: capacity),
+            key: try await SigningKey(secret: secret),
+            settings: configuration.tokens,
+            logger: logger
+        )
+        _ = try await caughtUp
+        let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
+        return TesseraServices(auth: auth, follower: follower, browser: browser, hashingThreads: pool)
+    } catch {
+        try? await pool.shutdownGracefully()
+        throw error
+    }
 }
 
 /// Builds the router: the JSON API of the contract, the web pages, and 405 answers for other methods on their paths.
 public func buildRouter(services: TesseraServices, configuration: Configuration, renderer: PageRenderer) -> Router<TesseraRequestContext> {
     let router = Router(context: TesseraRequestContext.self)
     router.add(middleware: ProblemMiddleware())
+    if configuration.trustedProxies != .none { router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies)) }
     addAPIRoutes(to: router, auth: services.auth, registrationOpen: configuration.registrationOpen)
     addPageRoutes(to: router, services: services, renderer: renderer, registrationOpen: configuration.registrationOpen)
     router.addMethodNotAllowedFallbacks()

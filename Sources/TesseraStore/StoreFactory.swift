@@ -4,11 +4,12 @@ import TesseraCore
 /// Opens the database a URL names and brings its schema up to date.
 public enum StoreFactory {
     /// Opens the database, runs pending migrations (when `migrate` is true), and returns the store over it.
-    public static func open(_ url: DatabaseURL, migrate: Bool = true, logger: Logger) async throws -> SQLAuthStore {
+    /// `create: false` refuses a database that does not exist yet (every command but `serve` and `migrate`).
+    public static func open(_ url: DatabaseURL, migrate: Bool = true, create: Bool = true, logger: Logger) async throws -> SQLAuthStore {
         let handle: any SQLDatabaseHandle
         switch url {
         case .sqlite(let path):
-            handle = try await SQLiteDatabaseHandle.open(path: path, logger: logger)
+            handle = try await SQLiteDatabaseHandle.open(path: path, create: create, logger: logger)
         case .postgres:
             throw DatabaseURLError(text: url.description, problem: "PostgreSQL support is not built yet; use a sqlite:// URL")
         }

@@ -19,10 +19,10 @@ struct Revoke: AsyncParsableCommand {
         let count = try await self.databaseOptions.withServices { services in
             var ids: [UUID] = []
             for email in self.users {
-                guard let credentials = try await services.auth.store.credentials(normalizedEmail: Credentials.normalize(email: email)) else {
+                guard let user = try await services.auth.user(email: email) else {
                     throw CommandError(message: "no account with the email \(email); nothing was revoked")
                 }
-                ids.append(credentials.user.id)
+                ids.append(user.id)
             }
             return try await services.auth.revokeUsers(ids, actorId: nil, reason: self.reason, origin: .commandLine)
         }

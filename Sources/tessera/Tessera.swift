@@ -79,6 +79,7 @@ extension CommandLine {
         case let error as ConfigurationError: return error.description
         case let error as DatabaseURLError: return error.description
         case let error as MigrationError: return error.description
+        case let error as StoreUnavailable: return error.description
         case let error as AuthError:
             switch error {
             case .emailTaken: return "an account with this email exists"
@@ -86,6 +87,7 @@ extension CommandLine {
             case .weakPassword(let why): return "the password is too weak: \(why)"
             case .userNotFound: return "no such user"
             case .nothingToUndo: return "there is no revocation left to undo"
+            case .cutIsFinal(let cause): return "the latest revocation was made by \(cause) and cannot be undone"
             case .accountInactiveCannotBeUnrevoked: return "the account is deactivated; activate it before un-revoking"
             case .invalidArgument(let why): return why
             default: return "\(error)"
@@ -113,7 +115,7 @@ struct DatabaseOptions: ParsableArguments {
         let configuration = try self.configuration()
         var logger = Logger(label: "tessera.cli")
         logger.logLevel = .error
-        let services = try await buildServices(configuration: configuration, logger: logger, loadRevocationLog: false)
+        let services = try await buildServices(configuration: configuration, logger: logger, loadRevocationLog: false, createDatabase: false)
         do {
             let result = try await body(services)
             await services.close()

@@ -29,7 +29,7 @@ struct Users: AsyncParsableCommand {
             let user = try await self.databaseOptions.withServices { services in
                 try await services.auth.register(email: self.email, password: password, role: self.admin ? .admin : .user, origin: .commandLine)
             }
-            print("created \(user.role.rawValue) \(user.email) (\(user.id.lowercasedString))")
+            print("created \(user.role.rawValue) \(Output.printable(user.email)) (\(user.id.lowercasedString))")
         }
 
         func readPassword() throws -> String {
@@ -96,7 +96,7 @@ extension Users {
                 let user = try await services.requireUser(email: self.email)
                 return try await services.auth.deactivate(userId: user.id, actorId: nil, reason: self.reason, origin: .commandLine)
             }
-            print("deactivated \(user.email); every token of it is revoked")
+            print("deactivated \(Output.printable(user.email)); every token of it is revoked")
         }
     }
 
@@ -112,7 +112,7 @@ extension Users {
                 let user = try await services.requireUser(email: self.email)
                 return try await services.auth.activate(userId: user.id, actorId: nil, origin: .commandLine)
             }
-            print("activated \(user.email)")
+            print("activated \(Output.printable(user.email))")
         }
     }
 }

@@ -124,6 +124,47 @@ import TesseraCore
         }
     }
 
+    /// Attack stopped: a thief holding a token from before a security cut gets it back through an admin's "undo" —
+    /// after a password change, a sign-out everywhere or of other devices, an admin password reset, or a
+    /// deactivation followed by activation. Every such cut is final: the undo is refused (409) and audited.
+    @Test(arguments: ["password", "logout-all", "logout-others", "reset", "deactivate"])
+    func anUndoNeverRevivesATokenCutForSecurity(cut: String) async throws {
+        try await TestApp.run(admins: [Self.admin]) { client in
+            try await client.register()
+            let stolen = try await client.login()
+            let id = try self.userId(stolen)
+            let admin = try await self.adminToken(client)
+            // An operator's mistaken revoke before the security cut: undoable on its own, but not past the cut.
+            _ = try await client.postJSON("/api/admin/revoke", ["userIds": [id], "reason": "oops"], token: admin)
+            let owner = try await client.login()
+            let token = try owner.string("accessToken")
+            switch cut {
+            case "password":
+                #expect(try await client.postJSON("/api/me/password", ["currentPassword": "correct horse", "newPassword": "battery staple"], token: token).status == .ok)
+            case "logout-all":
+                #expect(try await client.call(.post, "/api/auth/logout-all", token: token).status == .noContent)
+            case "logout-others":
+                #expect(try await client.call(.post, "/api/auth/logout-others", token: token).status == .ok)
+            case "reset":
+                #expect(try await client.postJSON("/api/admin/users/\(id)/password", ["newPassword": "battery staple"], token: admin).status == .ok)
+            default:
+                #expect(try await client.call(.post, "/api/admin/users/\(id)/deactivate", token: admin).status == .ok)
+                #expect(try await client.call(.post, "/api/admin/users/\(id)/activate", token: admin).status == .ok)
+            }
+            for _ in 0..<2 {
+                let undo = try await client.postJSON("/api/admin/unrevoke", ["userId": id], token: admin)
+                #expect(undo.status == .conflict)
+                #expect(try JSONBody(undo).string("code") == "cut_is_final")
+            }
+            #expect(try await client.ping(stolen.string("accessToken")) == .unauthorized)
+            #expect(try await client.ping(token) == .unauthorized)
+            let refresh = try await client.postJSON("/api/auth/refresh", ["refreshToken": try stolen.string("refreshToken")])
+            #expect(refresh.status == .unauthorized)
+            let audit = try JSONBody(try await client.call(.get, "/api/admin/audit?event=UNREVOKE_REFUSED&userId=\(id)", token: admin))
+            #expect((audit["events"] as? [[String: Any]])?.count == 2)
+        }
+    }
+
     @Test func revokeAllThenUndoItTellsTheStoryBackInTheAuditLog() async throws {
         try await TestApp.run(admins: [Self.admin]) { client in
             try await client.register()
@@ -149,7 +190,7 @@ import TesseraCore
 
             let audit = try JSONBody(try await client.call(.get, "/api/admin/audit?limit=3", token: adminAfter))
             let events = try #require(audit["events"] as? [[String: Any]]).map { $0["event"] as? String }
-            #expect(events == ["UNREVOKE", "AUTH_LOGIN", "REVOKE_ALL"])
+            #expect(events == ["UNREVOKE_REFUSED", "UNREVOKE", "AUTH_LOGIN"])
         }
     }
 

@@ -97,11 +97,15 @@ import TesseraCore
             )
             #expect(response.status == .seeOther)
             let cookies = response.headers[values: .setCookie]
-            #expect(cookies.count == 2)
-            for cookie in cookies {
+            #expect(cookies.count == 3)
+            for cookie in cookies where !cookie.hasPrefix("tessera_device=") {
                 #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"))
                 #expect(cookie.contains("Secure") == (mode == .production))
             }
+            // The device cookie (exempts this browser from the sign-in limits others can drive up) goes to /login only.
+            let device = try #require(cookies.first { $0.hasPrefix("tessera_device=") })
+            #expect(device.contains("HttpOnly") && device.contains("SameSite=Strict") && device.contains("Path=/login"))
+            #expect(device.contains("Secure") == (mode == .production))
         }
     }
 

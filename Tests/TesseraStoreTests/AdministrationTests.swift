@@ -125,9 +125,9 @@ import TesseraCore
                 try await process.store.database.transaction { db in
                     for index in 0..<expired {
                         let kind: RevocationKind = index % 2 == 0 ? .token(jti: UUID(), until: past) : .session(id: UUID(), until: past)
-                        _ = try await SQLAuthStore.appendEntry(kind, at: past, actorId: nil, reason: nil, on: db)
+                        _ = try await SQLAuthStore.appendEntry(kind, cause: .signOut, at: past, actorId: nil, reason: nil, on: db)
                     }
-                    _ = try await SQLAuthStore.appendEntry(.token(jti: UUID(), until: Date().addingTimeInterval(600)), at: past, actorId: nil, reason: nil, on: db)
+                    _ = try await SQLAuthStore.appendEntry(.token(jti: UUID(), until: Date().addingTimeInterval(600)), cause: .signOut, at: past, actorId: nil, reason: nil, on: db)
                 }
                 let housekeeping = Housekeeping(store: process.store, auditRetentionDays: nil, logger: TestDatabase.logger)
                 #expect(try await housekeeping.pruneOnce().expired == ExpiredRowsDeleted(revocations: expired))

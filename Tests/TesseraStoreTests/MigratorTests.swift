@@ -32,7 +32,7 @@ import TesseraCore
                 ).run()
             }
 
-            #expect(try await migrator.migrate() == [2, 3])
+            #expect(try await migrator.migrate() == [2, 3, 4, 5])
             #expect(try await migrator.migrate() == [])
             #expect(try await migrator.currentVersion() == Migrations.latestVersion)
 
@@ -52,6 +52,97 @@ import TesseraCore
             await handle.close()
         }
     }
+
+    /// Attack stopped: two accounts a person cannot tell apart (`José` composed and decomposed, an address with a
+    /// hidden NUL) surviving an upgrade as two sign-in targets, or being merged so that one person takes over the
+    /// other's account. Neither happens: they are left as they were and reported.
+    @Test func upgradingNormalizesAddressesAndReportsWhatItCannotWithoutMergingOrDropping() async throws {
+        try await TestDatabase.with { database in
+            let handle = try await SQLiteDatabaseHandle.open(path: database.path, logger: TestDatabase.logger)
+            let migrator = Migrator(database: handle, logger: TestDatabase.logger)
+            #expect(try await migrator.migrate(upTo: 3) == [1, 2, 3])
+            let rows: [(String, String)] = [
+                ("Ann@Example.org", "ann@example.org"),
+                ("jose\u{301}@example.org", "jose\u{301}@example.org"),
+                ("jos\u{e9}@example.org", "jos\u{e9}@example.org"),
+                ("alice@example.org\u{0}.x", "alice@example.org\u{0}.x"),
+                ("\u{FF26}\u{FF35}\u{FF2C}\u{FF2C}@example.org", "\u{FF46}\u{FF55}\u{FF4C}\u{FF4C}@example.org"),
+            ]
+            let ids = Self.ids
+            try await handle.transaction { db in
+                for (index, row) in rows.enumerated() {
+                    try await db.raw(
+                        """
+                        INSERT INTO users (id, email, email_normalized, password_hash, role, created_at, updated_at)
+                        VALUES (\(bind: Column.id(Self.ids[index])), \(bind: row.0), \(bind: row.1), 'hash', 'user', \(bind: index), 0)
+                        """
+                    ).run()
+                }
+            }
+            #expect(try await migrator.migrate() == [4, 5])
+            let store = SQLAuthStore(database: handle)
+            #expect(try await store.credentials(normalizedEmail: "ann@example.org")?.user.id == ids[0])
+            #expect(try await store.credentials(normalizedEmail: "full@example.org")?.user.email == "FULL@example.org")
+            let conflicts = try await handle.read { db in
+                try await db.raw("SELECT user_id, problem FROM identity_conflicts ORDER BY user_id").all().map {
+                    (try $0.decode(column: "user_id", as: String.self), try $0.decode(column: "problem", as: String.self))
+                }
+            }
+            #expect(conflicts.map(\.0) == [ids[1], ids[2], ids[3]].map(Column.id).sorted())
+            #expect(Set(conflicts.map(\.1)) == ["collides", "invalid"])
+            // Nothing merged, nothing dropped: every row is still there, the conflicting ones exactly as they were.
+            let count = try await handle.read { db in try await db.raw("SELECT COUNT(*) AS n FROM users").first()?.decode(column: "n", as: Int.self) }
+            #expect(count == rows.count)
+            // The address with a hidden NUL did not become `alice@example.org`, which someone else may register.
+            #expect(try await store.credentials(normalizedEmail: "alice@example.org") == nil)
+            let hex = try await handle.read { db in
+                try await db.raw("SELECT hex(email_normalized) AS h FROM users WHERE id = \(bind: Column.id(ids[3]))").first()?.decode(column: "h", as: String.self)
+            }
+            #expect(hex == Array("alice@example.org\u{0}.x".utf8).map { String(format: "%02X", $0) }.joined())
+            await handle.close()
+        }
+    }
+
+    /// Cuts written before causes were recorded are classified from what they left; anything unclear is final.
+    @Test func upgradingRecoversTheCausesOfOldCutsAndTreatsUnknownOnesAsFinal() async throws {
+        try await TestDatabase.with { database in
+            let handle = try await SQLiteDatabaseHandle.open(path: database.path, logger: TestDatabase.logger)
+            let migrator = Migrator(database: handle, logger: TestDatabase.logger)
+            #expect(try await migrator.migrate(upTo: 3) == [1, 2, 3])
+            let user = Column.id(UUID())
+            try await handle.transaction { db in
+                try await db.raw(
+                    """
+                    INSERT INTO users (id, email, email_normalized, password_hash, role, created_at, updated_at)
+                    VALUES (\(bind: user), 'a@example.org', 'a@example.org', 'hash', 'user', 0, 0)
+                    """
+                ).run()
+                let cuts: [(String, String?, Int)] = [("subject", "logout_all", 10), ("subject", "typed by an admin", 20), ("global", nil, 30), ("subject", "left", 40)]
+                for (kind, reason, at) in cuts {
+                    try await db.raw(
+                        """
+                        INSERT INTO revocations (kind, user_id, accepted_from_version, epoch, revoked_at, reason, previous_value)
+                        VALUES (\(bind: kind), \(bind: kind == "subject" ? user : nil), 1, 1, \(bind: at), \(bind: reason), 0)
+                        """
+                    ).run()
+                }
+                try await db.raw("INSERT INTO audit_events (at, event, details) VALUES (20, 'REVOKE_USERS', '{}')").run()
+                try await db.raw("INSERT INTO audit_events (at, event, subject_id, details) VALUES (40, 'ACCOUNT_DEACTIVATED', \(bind: user), '{}')").run()
+                try await db.raw(
+                    "INSERT INTO revocations (kind, user_id, revoked_at, reason) VALUES ('subject', \(bind: user), 50, 'why not')"
+                ).run()
+            }
+            #expect(try await migrator.migrate() == [4, 5])
+            let causes = try await handle.read { db in
+                try await db.raw("SELECT cause FROM revocations ORDER BY seq").all().map { try $0.decode(column: "cause", as: String.self) }
+            }
+            #expect(causes == ["sign_out_everywhere", "admin_revoke", "revoke_all", "deactivated", "unknown"])
+            #expect(!RevocationCause(stored: "unknown").isUndoable)
+            await handle.close()
+        }
+    }
+
+    static let ids = (0..<5).map { _ in UUID() }
 
     @Test func migratingTwiceOrFromTwoProcessesAtOnceIsHarmless() async throws {
         try await TestDatabase.with { database in

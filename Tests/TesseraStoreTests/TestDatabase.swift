@@ -58,7 +58,7 @@ struct TestProcess {
 
     /// Registers and signs in; returns the pair.
     func signUpAndIn(_ email: String = "ann@example.org", password: String = "correct horse", device: String? = nil) async throws -> TokenPair {
-        if try await self.store.credentials(normalizedEmail: Credentials.normalize(email: email)) == nil {
+        if try await self.auth.user(email: email) == nil {
             _ = try await self.auth.register(email: email, password: password, origin: RequestOrigin(ip: "127.0.0.1"))
         }
         return try await self.auth.login(email: email, password: password, origin: RequestOrigin(ip: "127.0.0.1", userAgent: "test", deviceName: device))

@@ -14,6 +14,8 @@ public enum AuditEventName: String, Sendable, Codable, CaseIterable {
     case revokeUsers = "REVOKE_USERS"
     case revokeAll = "REVOKE_ALL"
     case unrevoke = "UNREVOKE"
+    /// An un-revoke that was refused (nothing to undo, or the latest cut is final).
+    case unrevokeRefused = "UNREVOKE_REFUSED"
     case tokenRevoked = "TOKEN_REVOKED"
 }
 

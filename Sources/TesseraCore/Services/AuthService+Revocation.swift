@@ -23,7 +23,7 @@ extension AuthService {
             at: now, event: .authLogout, actorId: caller.userId, subjectId: caller.userId, sessionId: sessionId, origin: origin, details: details
         )
         let request = RevocationRequest(
-            target: .session(sessionId, until: self.settings.accessTokensIssued(before: now)),
+            target: .session(sessionId, until: self.settings.accessTokensIssued(before: now)), cause: .signOut,
             actorId: caller.userId, reason: "logout", at: now, audit: [audit]
         )
         try await self.commit(request)
@@ -37,7 +37,9 @@ extension AuthService {
             details: ["event": "logout_all"]
         )
         try await self.commit(
-            RevocationRequest(target: .subjects([caller.userId]), actorId: caller.userId, reason: "logout_all", at: now, audit: [audit])
+            RevocationRequest(
+                target: .subjects([caller.userId]), cause: .signOutEverywhere, actorId: caller.userId, reason: "logout_all", at: now, audit: [audit]
+            )
         )
     }
 
@@ -49,7 +51,7 @@ extension AuthService {
             details: ["event": "logout_others"]
         )
         return try await self.revokeAndReissue(
-            caller: caller, reason: "logout_others", audit: audit, newPasswordHash: nil, now: now
+            caller: caller, cause: .signOutOthers, reason: "logout_others", audit: audit, newPasswordHash: nil, now: now
         )
     }
 
@@ -57,13 +59,14 @@ extension AuthService {
     /// gets a fresh pair for this session.
     public func changePassword(_ caller: VerifiedAccessToken, currentPassword: String, newPassword: String, origin: RequestOrigin) async throws -> TokenPair {
         let now = self.clock.now()
-        guard let user = try await self.store.user(id: caller.userId),
-            let credentials = try await self.store.credentials(normalizedEmail: Credentials.normalize(email: user.email))
+        guard let user = try await self.store.user(id: caller.userId), let normalized = Credentials.normalize(email: user.email),
+            let credentials = try await self.store.credentials(normalizedEmail: normalized)
         else { throw AuthError.userNotFound }
-        let normalized = Credentials.normalize(email: user.email)
-        try self.throttle.check(normalized, now: now)
-        guard try await self.hasher.verify(currentPassword, against: credentials.passwordHash) else {
-            self.throttle.recordFailure(normalized, now: now)
+        let attempt = LoginThrottle.Attempt(account: normalized, address: origin.ip)
+        let delay = try await self.throttle.check(attempt, now: now)
+        if delay > .zero { try await Task.sleep(for: delay) }
+        guard try await self.checkPassword(currentPassword, against: credentials.passwordHash) else {
+            try await self.throttle.recordFailure(attempt, now: now)
             throw AuthError.invalidCredentials
         }
         try Credentials.validate(password: newPassword)
@@ -71,15 +74,15 @@ extension AuthService {
         let audit = AuditRecord(
             at: now, event: .passwordChanged, actorId: caller.userId, subjectId: caller.userId, sessionId: caller.sessionId, origin: origin
         )
-        return try await self.revokeAndReissue(caller: caller, reason: "password_changed", audit: audit, newPasswordHash: newHash, now: now)
+        return try await self.revokeAndReissue(caller: caller, cause: .passwordChanged, reason: "password_changed", audit: audit, newPasswordHash: newHash, now: now)
     }
 
     private func revokeAndReissue(
-        caller: VerifiedAccessToken, reason: String, audit: AuditRecord, newPasswordHash: String?, now: Date
+        caller: VerifiedAccessToken, cause: RevocationCause, reason: String, audit: AuditRecord, newPasswordHash: String?, now: Date
     ) async throws -> TokenPair {
         let refreshToken = OpaqueToken.generate()
         let request = RevocationRequest(
-            target: .subjects([caller.userId]), actorId: caller.userId, reason: reason, at: now, audit: [audit],
+            target: .subjects([caller.userId]), cause: cause, actorId: caller.userId, reason: reason, at: now, audit: [audit],
             newPasswordHash: newPasswordHash, reissue: (caller.sessionId, OpaqueToken.hash(refreshToken))
         )
         let outcome = try await self.commit(request)
@@ -101,7 +104,7 @@ extension AuthService {
         let audit = AuditRecord(
             at: now, event: .revokeUsers, actorId: actorId, subjectId: unique.count == 1 ? unique[0] : nil, origin: origin, details: details
         )
-        let outcome = try await self.commit(RevocationRequest(target: .subjects(unique), actorId: actorId, reason: reason, at: now, audit: [audit]))
+        let outcome = try await self.commit(RevocationRequest(target: .subjects(unique), cause: .adminRevoke, actorId: actorId, reason: reason, at: now, audit: [audit]))
         return outcome.entries.count
     }
 
@@ -112,7 +115,7 @@ extension AuthService {
         var details: [String: String] = [:]
         if let reason { details["reason"] = reason }
         let audit = AuditRecord(at: now, event: .revokeAll, actorId: actorId, origin: origin, details: details)
-        let outcome = try await self.commit(RevocationRequest(target: .global, actorId: actorId, reason: reason, at: now, audit: [audit]))
+        let outcome = try await self.commit(RevocationRequest(target: .global, cause: .revokeAll, actorId: actorId, reason: reason, at: now, audit: [audit]))
         guard case .global(let epoch) = outcome.entries.first?.kind else { return 0 }
         return epoch
     }

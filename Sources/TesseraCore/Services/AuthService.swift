@@ -16,6 +16,8 @@ public struct AuthService: Sendable {
     let verifier: AccessTokenVerifier
     /// A hash of a random password at the same cost, checked when the email is unknown so both cases cost the same.
     let decoyHash: String
+    /// What is checked in place of a password that could never have been set (never the decoy hash's password).
+    let decoyPassword = OpaqueToken.generate()
     let logger: Logger
 
     /// Builds the service; hashes a decoy password once, which takes one bcrypt round.
@@ -39,12 +41,12 @@ public struct AuthService: Sendable {
 
     /// Creates an account after checking the email and password rules.
     public func register(email: String, password: String, role: Role = .user, actorId: UUID? = nil, origin: RequestOrigin) async throws -> User {
-        let email = try Credentials.validate(email: email)
+        let address = try Credentials.validate(email: email)
         try Credentials.validate(password: password)
         let now = self.clock.now()
         let newUser = NewUser(
-            email: email,
-            normalizedEmail: Credentials.normalize(email: email),
+            email: address.preserved,
+            normalizedEmail: address.normalized,
             passwordHash: try await self.hasher.hash(password),
             role: role,
             createdAt: now
@@ -68,15 +70,22 @@ public struct AuthService: Sendable {
 
     /// Signs in: checks the throttle, the password (in constant cost whether or not the email exists) and the
     /// account's state, then opens a session and issues a token pair.
-    public func login(email: String, password: String, origin: RequestOrigin) async throws -> TokenPair {
-        let normalized = Credentials.normalize(email: email)
+    ///
+    /// - Parameter trustedDevice: the id of a device cookie the server verified for this account: a browser that
+    ///   signed in to it before, exempt from the limits an attacker elsewhere can drive up (``LoginThrottle``).
+    public func login(email: String, password: String, origin: RequestOrigin, trustedDevice: String? = nil) async throws -> TokenPair {
+        let address = Credentials.normalize(email: email)
+        let normalized = address ?? email.lowercased()
         let now = self.clock.now()
-        try self.throttle.check(normalized, now: now)
+        let attempt = LoginThrottle.Attempt(account: normalized, address: origin.ip, trustedDevice: trustedDevice)
+        let delay = try await self.throttle.check(attempt, now: now)
+        if delay > .zero { try await Task.sleep(for: delay) }
 
-        let credentials = try await self.store.credentials(normalizedEmail: normalized)
-        let passwordMatches = try await self.hasher.verify(password, against: credentials?.passwordHash ?? self.decoyHash)
+        var credentials: UserCredentials?
+        if let address { credentials = try await self.store.credentials(normalizedEmail: address) }
+        let passwordMatches = try await self.checkPassword(password, against: credentials?.passwordHash)
         guard let credentials, passwordMatches else {
-            self.throttle.recordFailure(normalized, now: now)
+            try await self.throttle.recordFailure(attempt, now: now)
             try await self.store.recordAudit(
                 AuditRecord(
                     at: now, event: .authLoginFailed, subjectId: credentials?.user.id, origin: origin,
@@ -94,7 +103,7 @@ public struct AuthService: Sendable {
             )
             throw AuthError.accountInactive
         }
-        self.throttle.reset(normalized)
+        try await self.throttle.recordSuccess(attempt)
 
         let refreshToken = OpaqueToken.generate()
         let session = NewSession(
@@ -139,6 +148,15 @@ public struct AuthService: Sendable {
         case .invalid:
             throw AuthError.invalidRefreshToken
         }
+    }
+
+    /// Checks a password against a hash (the decoy's when there is no account) at bcrypt's full cost. A password
+    /// that could never have been set — with NUL, over 72 bytes, too short — is refused without being handed to
+    /// bcrypt, which would check a cut-short value, yet after the same work, so that timing tells nothing.
+    func checkPassword(_ password: String, against hash: String?) async throws -> Bool {
+        let settable = Credentials.couldHaveBeenSet(password: password)
+        let matches = try await self.hasher.verify(settable ? password : self.decoyPassword, against: hash ?? self.decoyHash)
+        return settable && matches && hash != nil
     }
 
     func issuePair(for grant: SessionGrant, refreshToken: String, now: Date) async throws -> TokenPair {

@@ -9,6 +9,8 @@ public protocol AuthStore: Sendable {
     func createUser(_ user: NewUser, audit: AuditRecord) async throws -> User
     /// The account with this id.
     func user(id: UUID) async throws -> User?
+    /// The accounts with these ids, in one read.
+    func users(ids: [UUID]) async throws -> [User]
     /// The account with this normalized email and its password hash.
     func credentials(normalizedEmail: String) async throws -> UserCredentials?
 
@@ -24,10 +26,14 @@ public protocol AuthStore: Sendable {
     /// Log rows with `seq` above the cursor, oldest first.
     func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry]
 
-    /// Restores the cutoff the latest not-yet-undone revocation of this target replaced, as a new log row.
-    /// Throws ``AuthError/nothingToUndo`` when there is none, ``AuthError/accountInactiveCannotBeUnrevoked`` for an
-    /// inactive user.
+    /// Restores the cutoff the latest not-yet-undone cut of this target replaced, as a new log row. The cuts of one
+    /// target form a stack: only its top may be undone, and only when its cause is undoable.
+    /// Throws ``AuthError/nothingToUndo`` when there is none, ``AuthError/cutIsFinal(cause:)`` when the latest cut is
+    /// final, ``AuthError/accountInactiveCannotBeUnrevoked`` for an inactive user.
     func unrevoke(_ request: UnrevokeRequest) async throws -> RevocationOutcome
+    /// Which of these users' latest cut an operator may undo, and whether the latest revoke-all may be undone:
+    /// what the console offers an "undo" for.
+    func undoableCuts(userIds: [UUID]) async throws -> UndoableCuts
 
     /// Accounts by normalized email, optionally only those containing `search`, after the cursor's email.
     func users(matching search: String?, afterEmail: String?, limit: Int) async throws -> [User]
@@ -90,6 +96,8 @@ public struct RevocationRequest: Sendable {
     }
 
     public var target: Target
+    /// Why: decides whether an operator may undo the cut later (``RevocationCause/isUndoable``).
+    public var cause: RevocationCause
     public var actorId: UUID?
     public var reason: String?
     public var at: Date
@@ -103,10 +111,11 @@ public struct RevocationRequest: Sendable {
     public var reissue: (sessionId: UUID, refreshTokenHash: String)?
 
     public init(
-        target: Target, actorId: UUID?, reason: String?, at: Date, audit: [AuditRecord], newPasswordHash: String? = nil,
+        target: Target, cause: RevocationCause, actorId: UUID?, reason: String?, at: Date, audit: [AuditRecord], newPasswordHash: String? = nil,
         deactivate: Bool = false, reissue: (sessionId: UUID, refreshTokenHash: String)? = nil
     ) {
         self.target = target
+        self.cause = cause
         self.actorId = actorId
         self.reason = reason
         self.at = at
@@ -148,6 +157,19 @@ public struct UnrevokeRequest: Sendable {
         self.reason = reason
         self.at = at
         self.origin = origin
+    }
+}
+
+/// The cuts an operator may undo now (see ``AuthStore/undoableCuts(userIds:)``).
+public struct UndoableCuts: Sendable, Equatable {
+    /// Users whose latest cut is an undoable one.
+    public var subjects: Set<UUID>
+    /// Whether the latest not-yet-undone revoke-all exists.
+    public var global: Bool
+
+    public init(subjects: Set<UUID> = [], global: Bool = false) {
+        self.subjects = subjects
+        self.global = global
     }
 }
 

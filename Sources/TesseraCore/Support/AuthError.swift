@@ -27,10 +27,16 @@ public enum AuthError: Error, Equatable, Sendable {
     case forbidden
     /// An un-revoke with no revocation left to undo.
     case nothingToUndo
+    /// An un-revoke whose target's latest cut was made for security (a password change, a sign-out, deactivation,
+    /// reuse detection): such cuts are final, and nothing older may be undone past them.
+    case cutIsFinal(cause: RevocationCause)
     /// An un-revoke for a deactivated account: activate it first.
     case accountInactiveCannotBeUnrevoked
     /// A query parameter or body field that is well-formed JSON but not an acceptable value.
     case invalidArgument(String)
+    /// Too many password hashes are queued already (a sign-in storm): refused at once rather than queued for longer
+    /// than a client waits.
+    case busy(retryAfterSeconds: Int)
     /// The revocation index has not heard from the log within its bound: fail closed.
     case revocationIndexStale
     /// A signing secret shorter than the minimum.

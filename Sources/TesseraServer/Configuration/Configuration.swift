@@ -29,6 +29,8 @@ public struct Configuration: Sendable {
     public var stalenessBound: Duration
     /// Whether anyone may create an account (`TESSERA_REGISTRATION=open`, the default) or only administrators (`closed`).
     public var registrationOpen: Bool
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TESSERA_TRUSTED_PROXIES`); none by default.
+    public var trustedProxies: TrustedProxies = .none
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: DatabaseURL = .default, jwtSecret: String? = nil,
@@ -50,7 +52,8 @@ public struct Configuration: Sendable {
     }
 
     /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `BCRYPT_COST`, `LOG_LEVEL`).
+    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `BCRYPT_COST`,
+    /// `LOG_LEVEL`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
         func value(_ name: String) -> String? {
@@ -93,6 +96,7 @@ public struct Configuration: Sendable {
             default: throw ConfigurationError("TESSERA_REGISTRATION must be 'open' or 'closed', not '\(registration)'")
             }
         }
+        if let proxies = value("TESSERA_TRUSTED_PROXIES") { configuration.trustedProxies = try TrustedProxies(parsing: proxies) }
         if let cost = value("BCRYPT_COST") {
             guard let parsed = UInt8(cost), (4...31).contains(parsed) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 31, not '\(cost)'") }
             configuration.bcryptCost = parsed

@@ -32,11 +32,21 @@ extension AuthError {
             ProblemError(.forbidden, code: "forbidden", detail: "This needs the admin role.")
         case .nothingToUndo:
             ProblemError(.conflict, code: "nothing_to_undo", detail: "There is no revocation left to undo.")
+        case .cutIsFinal(let cause):
+            ProblemError(
+                .conflict, code: "cut_is_final",
+                detail: "The latest revocation was made by \(cause.description) and cannot be undone; nothing older can be undone past it."
+            )
         case .accountInactiveCannotBeUnrevoked:
             ProblemError(.conflict, code: "account_inactive", detail: "The account is deactivated; activate it before un-revoking.")
         case .invalidArgument(let why):
             ProblemError(.badRequest, code: "invalid_request", detail: why)
         case .revocationIndexStale: Self.revocationIndexStaleProblem
+        case .busy(let retryAfter):
+            ProblemError(
+                .serviceUnavailable, code: "busy", detail: "Too many sign-ins are being checked right now; try again in \(retryAfter) seconds.",
+                headers: [.retryAfter: "\(retryAfter)"]
+            )
         case .weakSecret(let minimum):
             ProblemError(.internalServerError, code: "misconfigured", detail: "The signing secret is shorter than \(minimum) bytes.")
         }

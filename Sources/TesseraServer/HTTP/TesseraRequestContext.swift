@@ -14,12 +14,15 @@ public struct TesseraRequestContext: RequestContext {
     var csrfToken: String?
     /// The peer's IP address, when the transport knows it.
     public let remoteIP: String?
+    /// The client's address: the peer's, or what a trusted proxy says (set by ``ClientAddressMiddleware``).
+    public var clientAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.csrfToken = nil
         self.remoteIP = source.channel.remoteAddress?.ipAddress
+        self.clientAddress = self.remoteIP
     }
 
     /// JSON bodies are small; anything larger is refused with 413 before it is read whole.

@@ -29,6 +29,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return Self.problem(for: httpError, request: request)
         case is NIOTooManyBytesError:
             return ProblemError(.contentTooLarge, code: "payload_too_large", detail: "The body is larger than 64 KiB.")
+        case let unavailable as StoreUnavailable:
+            logger.warning("database unavailable", metadata: ["reason": "\(unavailable.reason)", "path": "\(request.uri.path)"])
+            return ProblemError.databaseUnavailable
         case is DecodingError:
             return ProblemError(.badRequest, code: "invalid_body", detail: "The body is not the JSON this route expects.")
         default:
@@ -50,4 +53,12 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return ProblemError(error.status, code: code, detail: error.body ?? error.status.reasonPhrase)
         }
     }
+}
+
+extension ProblemError {
+    /// A write that could not commit or a read that could not run: nothing was changed, try again shortly.
+    static let databaseUnavailable = ProblemError(
+        .serviceUnavailable, code: "database_unavailable", detail: "The database cannot answer right now; nothing was changed. Try again shortly.",
+        headers: [.retryAfter: "2"]
+    )
 }

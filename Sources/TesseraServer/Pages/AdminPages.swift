@@ -17,6 +17,8 @@ struct AdminPages {
         let search: String
         let users: [UserRow]
         let nextUsersLink: String?
+        /// Whether the latest revoke-all may be undone (no undo button otherwise).
+        let canUndoRevokeAll: Bool
         let filter: AuditFilter
         let events: [EventOption]
         let auditError: String?
@@ -31,6 +33,8 @@ struct AdminPages {
         let isActive: Bool
         let isSelf: Bool
         let created: String
+        /// Whether this account's latest cut was an operator's revoke that may be undone (no undo button otherwise).
+        let canUndoRevoke: Bool
     }
 
     struct AuditFilter: Sendable {
@@ -97,8 +101,12 @@ struct AdminPages {
         var auditError: String?
         do {
             auditQuery = try await self.auditQuery(filter)
+        } catch let error as PageFilterError {
+            auditError = error.description
         } catch {
-            auditError = "\(error)"
+            // Database and other faults are logged, never shown: their text is not for a page.
+            context.logger.error("audit filter failed", metadata: ["error.type": "\(type(of: error))"])
+            auditError = "The audit log could not be read right now; try again."
         }
         var events: [AuditRecord] = []
         var nextAuditCursor: String?
@@ -107,10 +115,9 @@ struct AdminPages {
             events = audit.events
             nextAuditCursor = audit.nextCursor
         }
-        var emails: [UUID: String] = [:]
-        for id in Set(events.flatMap { [$0.actorId, $0.subjectId].compactMap { $0 } }) {
-            emails[id] = try await self.auth.store.user(id: id)?.email
-        }
+        let undoable = try await self.auth.undoableCuts(userIds: users.users.map(\.id))
+        let people = Set(events.flatMap { [$0.actorId, $0.subjectId].compactMap { $0 } })
+        let emails = try await self.auth.emails(of: Array(people))
         let page = AdminPage(
             header: try PageHeader(user: me, context: context, onAdmin: true),
             notice: PageFormat.notice(query["notice"].map(String.init)),
@@ -118,10 +125,11 @@ struct AdminPages {
             users: users.users.map {
                 UserRow(
                     id: $0.id.lowercasedString, email: $0.email, role: $0.role.rawValue, isActive: $0.isActive, isSelf: $0.id == me.id,
-                    created: PageFormat.time($0.createdAt)
+                    created: PageFormat.time($0.createdAt), canUndoRevoke: undoable.subjects.contains($0.id)
                 )
             },
             nextUsersLink: users.nextCursor.map { Self.link(["q": search, "cursor": $0]) },
+            canUndoRevokeAll: undoable.global,
             filter: filter,
             events: AuditEventName.allCases.map { EventOption(name: $0.rawValue, selected: $0.rawValue == filter.event) },
             auditError: auditError,

@@ -13,6 +13,8 @@ public struct BrowserSession: Sendable {
     static let accessCookie = "tessera_access"
     static let refreshCookie = "tessera_refresh"
     static let nonceCookie = "tessera_csrf"
+    /// Marks a browser that signed in to an account before: exempt from the limits others can drive up.
+    static let deviceCookie = "tessera_device"
     /// The form field and header that carry the CSRF token.
     static let csrfField = "csrf"
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
@@ -23,6 +25,7 @@ public struct BrowserSession: Sendable {
     let secureCookies: Bool
     let tokens: TokenSettings
     private let csrfKey: SymmetricKey
+    private let deviceKey: SymmetricKey
 
     /// - Parameter secret: the signing secret; the CSRF key is derived from it with HKDF, so a CSRF token can never
     ///   be used as, or reveal anything about, a token signature.
@@ -30,8 +33,33 @@ public struct BrowserSession: Sendable {
         self.csrfKey = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: SymmetricKey(data: Data(secret.utf8)), info: Data("tessera csrf v1".utf8), outputByteCount: 32
         )
+        self.deviceKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: Data(secret.utf8)), info: Data("tessera device cookie v1".utf8), outputByteCount: 32
+        )
         self.tokens = tokens
         self.secureCookies = secureCookies
+    }
+
+    // MARK: Device cookies (OWASP "device cookies" against lock-out)
+
+    /// A device cookie for an account (normalized address): a random id and an HMAC binding it to the account,
+    /// kept for a year on the sign-in path only. `keeping` re-issues an id already verified.
+    func deviceCookie(account: String, keeping id: String? = nil) -> Cookie {
+        let id = id ?? OpaqueToken.generate()
+        let mac = Base64URL.encode(HMAC<SHA256>.authenticationCode(for: Data("device|\(id)|\(account)".utf8), using: self.deviceKey))
+        return Cookie(
+            name: Self.deviceCookie, value: "\(id).\(mac)", maxAge: 365 * 86_400, path: "/login", secure: self.secureCookies, httpOnly: true,
+            sameSite: .strict
+        )
+    }
+
+    /// The id of a device cookie if it was issued for this account (checked in constant time), else nil.
+    func trustedDevice(_ value: String?, account: String) -> String? {
+        guard let value, value.utf8.count <= 200, let dot = value.firstIndex(of: ".") else { return nil }
+        let id = String(value[..<dot])
+        guard let mac = Base64URL.decode(value[value.index(after: dot)...]), mac.count == SHA256.byteCount else { return nil }
+        let valid = HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data("device|\(id)|\(account)".utf8), using: self.deviceKey)
+        return valid ? id : nil
     }
 
     // MARK: Cookies

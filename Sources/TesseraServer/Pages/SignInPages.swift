@@ -44,8 +44,14 @@ struct SignInPages {
         let email = try form.require("email", label: "Email")
         let password = try form.require("password", label: "Password")
         let deviceName = form["deviceName"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : String($0.prefix(100)) }
-        let pair = try await self.auth.login(email: email, password: password, origin: request.origin(context: context, deviceName: deviceName))
-        return pageRedirect(to: "/account", request: request, cookies: self.browser.cookies(for: pair))
+        let account = Credentials.normalize(email: email)
+        let device = account.flatMap { self.browser.trustedDevice(request.cookies[BrowserSession.deviceCookie]?.value, account: $0) }
+        let pair = try await self.auth.login(
+            email: email, password: password, origin: request.origin(context: context, deviceName: deviceName), trustedDevice: device
+        )
+        var cookies = self.browser.cookies(for: pair)
+        if let account { cookies.append(self.browser.deviceCookie(account: account, keeping: device)) }
+        return pageRedirect(to: "/account", request: request, cookies: cookies)
     }
 
     @Sendable func registerPage(request: Request, context: Context) async throws -> Response {

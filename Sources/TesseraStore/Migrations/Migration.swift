@@ -1,3 +1,6 @@
+import Logging
+import SQLKit
+
 /// One numbered step of the schema. Steps are applied in order, each in its own transaction, and never edited
 /// once released: a change is a new step.
 public struct Migration: Sendable {
@@ -5,6 +8,17 @@ public struct Migration: Sendable {
     public var name: String
     /// Statements with `{{SERIAL}}` standing for an auto-numbered 64-bit primary key column type.
     public var statements: [String]
+    /// A rewrite of rows by a rule that lives in Swift (run after the statements, in the same transaction).
+    public var rewrite: (@Sendable (any SQLDatabase, Logger) async throws -> Void)?
+
+    public init(
+        version: Int, name: String, statements: [String], rewrite: (@Sendable (any SQLDatabase, Logger) async throws -> Void)? = nil
+    ) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+        self.rewrite = rewrite
+    }
 
     func sql(for flavor: SQLFlavor) -> [String] {
         let serial =

@@ -1,7 +1,7 @@
 /// Tessera's schema, step by step. Times are milliseconds since 1970 (BIGINT), ids lower-case UUID text.
 public enum Migrations {
     /// Every step, oldest first.
-    public static let all: [Migration] = [accountsSessionsAndLog, auditTrail, undoableRevocations]
+    public static let all: [Migration] = [accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers]
 
     /// The latest schema version.
     public static var latestVersion: Int { all.last?.version ?? 0 }
@@ -111,5 +111,65 @@ public enum Migrations {
             "ALTER TABLE revocations ADD COLUMN undoes_seq BIGINT",
             "CREATE INDEX revocations_by_user ON revocations (user_id, seq)",
         ]
+    )
+
+    /// Every log row records why it was made (`RevocationCause`), which decides whether an operator may undo it.
+    /// Rows written before this step get their cause back from what they left: the un-revoke link, the global kind,
+    /// the audit row written in the same transaction (same millisecond), or the fixed reason the service wrote.
+    /// What cannot be recovered is `unknown`, which is final: a wrong guess may only ever refuse an undo.
+    static let revocationCauses = Migration(
+        version: 4,
+        name: "revocation causes",
+        statements: [
+            "ALTER TABLE revocations ADD COLUMN cause TEXT",
+            "UPDATE revocations SET cause = 'unrevoke' WHERE undoes_seq IS NOT NULL",
+            "UPDATE revocations SET cause = 'revoke_all' WHERE cause IS NULL AND kind = 'global'",
+            """
+            UPDATE revocations SET cause = 'deactivated' WHERE cause IS NULL AND kind = 'subject' AND EXISTS (
+                SELECT 1 FROM audit_events a WHERE a.event = 'ACCOUNT_DEACTIVATED' AND a.at = revocations.revoked_at
+                AND a.subject_id = revocations.user_id)
+            """,
+            """
+            UPDATE revocations SET cause = 'password_reset' WHERE cause IS NULL AND kind = 'subject' AND reason = 'password_reset' AND EXISTS (
+                SELECT 1 FROM audit_events a WHERE a.event = 'PASSWORD_CHANGED' AND a.at = revocations.revoked_at
+                AND a.subject_id = revocations.user_id)
+            """,
+            """
+            UPDATE revocations SET cause = 'admin_revoke' WHERE cause IS NULL AND kind = 'subject' AND EXISTS (
+                SELECT 1 FROM audit_events a WHERE a.event = 'REVOKE_USERS' AND a.at = revocations.revoked_at)
+            """,
+            """
+            UPDATE revocations SET cause = CASE reason
+                WHEN 'logout_all' THEN 'sign_out_everywhere' WHEN 'logout_others' THEN 'sign_out_others'
+                WHEN 'password_changed' THEN 'password_changed' WHEN 'password_reset' THEN 'password_reset'
+                WHEN 'refresh_token_reuse' THEN 'refresh_token_reuse' WHEN 'logout' THEN 'sign_out' ELSE 'unknown' END
+            WHERE cause IS NULL
+            """,
+            "CREATE INDEX revocations_by_undone ON revocations (undoes_seq)",
+            // Housekeeping deletes spent refresh tokens by session; without this each batch scanned the table.
+            "CREATE INDEX spent_refresh_tokens_by_session ON spent_refresh_tokens (session_id)",
+        ]
+    )
+
+    /// Emails are checked and normalized by one rule (``EmailAddress``, PRECIS UsernameCaseMapped). Rows written
+    /// under the old rule (trim and lower-case) are rewritten to the new forms. Nothing is merged or dropped: a row
+    /// whose address the new rule refuses (a NUL, a control or invisible character), or whose new form another row
+    /// also has (`José` composed and decomposed), is left exactly as it was and recorded in `identity_conflicts`
+    /// and the log, for an operator to resolve; until then it cannot be signed in to by its address.
+    static let normalizedIdentifiers = Migration(
+        version: 5,
+        name: "normalized identifiers",
+        statements: [
+            """
+            CREATE TABLE identity_conflicts (
+                user_id TEXT NOT NULL,
+                email TEXT NOT NULL,
+                problem TEXT NOT NULL,
+                other_user_id TEXT,
+                found_at BIGINT NOT NULL
+            )
+            """
+        ],
+        rewrite: { db, logger in try await IdentifierRewrite.run(on: db, logger: logger) }
     )
 }

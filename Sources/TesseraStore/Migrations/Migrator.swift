@@ -47,6 +47,7 @@ public struct Migrator: Sendable {
                 for statement in statements {
                     try await db.raw(SQLQueryString(statement)).run()
                 }
+                try await migration.rewrite?(db, self.logger)
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 try await db.raw(
                     "INSERT INTO tessera_migrations (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: now))"

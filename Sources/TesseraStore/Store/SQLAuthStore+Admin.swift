@@ -20,7 +20,7 @@ extension SQLAuthStore {
                 undoneSeq = undone.seq
                 try await db.raw("UPDATE users SET accepted_from_version = \(bind: undone.restore) WHERE id = \(bind: id)").run()
                 entry = try await Self.appendEntry(
-                    .subject(userId: userId, acceptedFromVersion: undone.restore), at: request.at, actorId: request.actorId,
+                    .subject(userId: userId, acceptedFromVersion: undone.restore), cause: .unrevoke, at: request.at, actorId: request.actorId,
                     reason: request.reason, previousValue: current, undoesSeq: undone.seq, on: db
                 )
                 details["kind"] = "subject"
@@ -30,7 +30,7 @@ extension SQLAuthStore {
                 undoneSeq = undone.seq
                 try await db.raw("UPDATE global_state SET accepted_epoch = \(bind: undone.restore) WHERE id = 1").run()
                 entry = try await Self.appendEntry(
-                    .global(epoch: undone.restore), at: request.at, actorId: request.actorId, reason: request.reason, previousValue: current,
+                    .global(epoch: undone.restore), cause: .unrevoke, at: request.at, actorId: request.actorId, reason: request.reason, previousValue: current,
                     undoesSeq: undone.seq, on: db
                 )
                 details["kind"] = "global"
@@ -48,19 +48,63 @@ extension SQLAuthStore {
         }
     }
 
-    /// The latest revoke row of this kind (and user) that no un-revoke row has undone, and the value it replaced.
+    /// The top of the target's cut stack: its latest cut that no un-revoke row has undone, and the value it replaced.
+    /// Un-revokes only ever undo the top, so the cuts not undone are exactly those below it; refusing a final top
+    /// means no undo can reach past a cut made for security, before or after the one asked for.
     private static func latestUndoable(kind: String, userId: String?, on db: any SQLDatabase) async throws -> (seq: Int64, restore: Int64) {
+        guard let row = try await Self.latestCuts(kind: kind, userIds: userId.map { [$0] }, on: db).first else { throw AuthError.nothingToUndo }
+        guard row.cause.isUndoable else { throw AuthError.cutIsFinal(cause: row.cause) }
+        guard let restore = row.previousValue else { throw AuthError.nothingToUndo }
+        return (row.seq, restore)
+    }
+
+    /// The latest not-undone cut of each user listed (or the latest global cut when `userIds` is nil).
+    private static func latestCuts(
+        kind: String, userIds: [String]?, on db: any SQLDatabase
+    ) async throws -> [(userId: String?, seq: Int64, cause: RevocationCause, previousValue: Int64?)] {
         var sql: SQLQueryString = """
-            SELECT r.seq, r.previous_value FROM revocations r
+            SELECT r.user_id, r.seq, r.cause, r.previous_value FROM revocations r
             WHERE r.kind = \(bind: kind) AND r.undoes_seq IS NULL
               AND NOT EXISTS (SELECT 1 FROM revocations u WHERE u.undoes_seq = r.seq)
             """
-        if let userId { sql += " AND r.user_id = \(bind: userId)" }
-        sql += " ORDER BY r.seq DESC LIMIT 1"
-        guard let row = try await db.raw(sql).first(), let restore = try row.decode(column: "previous_value", as: Int64?.self) else {
-            throw AuthError.nothingToUndo
+        if let userIds {
+            guard !userIds.isEmpty else { return [] }
+            sql += " AND r.user_id IN (\(SQLList(userIds.map { SQLBind($0) })))"
         }
-        return (try row.decode(column: "seq", as: Int64.self), restore)
+        sql += " ORDER BY r.seq DESC"
+        if userIds == nil || userIds?.count == 1 { sql += " LIMIT 1" }
+        var seen = Set<String>()
+        var cuts: [(userId: String?, seq: Int64, cause: RevocationCause, previousValue: Int64?)] = []
+        for row in try await db.raw(sql).all() {
+            let userId = try row.decode(column: "user_id", as: String?.self)
+            if let userId, !seen.insert(userId).inserted { continue }
+            cuts.append(
+                (
+                    userId, try row.decode(column: "seq", as: Int64.self), RevocationCause(stored: try row.decode(column: "cause", as: String?.self)),
+                    try row.decode(column: "previous_value", as: Int64?.self)
+                )
+            )
+        }
+        return cuts
+    }
+
+    public func undoableCuts(userIds: [UUID]) async throws -> UndoableCuts {
+        let ids = userIds.map(Column.id)
+        return try await self.database.read { db in
+            var undoable = UndoableCuts()
+            for cut in try await Self.latestCuts(kind: "subject", userIds: ids, on: db) where cut.cause.isUndoable && cut.previousValue != nil {
+                if let id = cut.userId.flatMap(UUID.init(uuidString:)) { undoable.subjects.insert(id) }
+            }
+            if !undoable.subjects.isEmpty {
+                // A deactivated account's cuts are not undone: activate it first (and its deactivation is final anyway).
+                let inactive = try await db.raw(
+                    "SELECT id FROM users WHERE is_active = 0 AND id IN (\(SQLList(undoable.subjects.map { SQLBind(Column.id($0)) })))"
+                ).all()
+                for row in inactive { if let id = UUID(uuidString: try row.decode(column: "id", as: String.self)) { undoable.subjects.remove(id) } }
+            }
+            undoable.global = try await Self.latestCuts(kind: "global", userIds: nil, on: db).first.map { $0.cause.isUndoable } ?? false
+            return undoable
+        }
     }
 
     public func users(matching search: String?, afterEmail: String?, limit: Int) async throws -> [User] {
@@ -78,6 +122,14 @@ extension SQLAuthStore {
         return try await self.database.read { db in try await db.raw(statement).all().map { try $0.user() } }
     }
 
+    public func users(ids: [UUID]) async throws -> [User] {
+        guard !ids.isEmpty else { return [] }
+        let list = SQLList(ids.map { SQLBind(Column.id($0)) })
+        return try await self.database.read { db in
+            try await db.raw("SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE id IN (\(list))").all().map { try $0.user() }
+        }
+    }
+
     public func activate(userId: UUID, audit: AuditRecord) async throws -> User? {
         try await self.database.transaction { db in
             let id = Column.id(userId)
@@ -91,11 +143,21 @@ extension SQLAuthStore {
     }
 
     public func deleteAuditEvents(before date: Date) async throws -> Int {
-        try await self.database.transaction { db in
-            let cutoff = Column.millis(date)
-            let count = try await db.raw("SELECT COUNT(*) AS n FROM audit_events WHERE at < \(bind: cutoff)").first()?.decode(column: "n", as: Int.self) ?? 0
-            if count > 0 { try await db.raw("DELETE FROM audit_events WHERE at < \(bind: cutoff)").run() }
-            return count
+        let cutoff = Column.millis(date)
+        var total = 0
+        // In batches, each its own short transaction, like the other housekeeping: a year of audit rows must not
+        // hold the write lock while sign-outs wait.
+        while true {
+            let batch = try await self.database.transaction { db -> Int in
+                let rows = try await db.raw(
+                    "SELECT id FROM audit_events WHERE at < \(bind: cutoff) ORDER BY id LIMIT \(literal: Self.deletionBatch)"
+                ).all()
+                guard let last = try rows.last?.decode(column: "id", as: Int64.self) else { return 0 }
+                try await db.raw("DELETE FROM audit_events WHERE at < \(bind: cutoff) AND id <= \(bind: last)").run()
+                return rows.count
+            }
+            total += batch
+            if batch < Self.deletionBatch { return total }
         }
     }
 

@@ -9,7 +9,9 @@ extension SQLAuthStore {
             switch request.target {
             case .session(let sessionId, let until):
                 entries.append(
-                    try await Self.revokeSession(sessionId, until: until, at: request.at, actorId: request.actorId, reason: request.reason, on: db)
+                    try await Self.revokeSession(
+                        sessionId, until: until, at: request.at, cause: request.cause, actorId: request.actorId, reason: request.reason, on: db
+                    )
                 )
             case .subjects(let userIds):
                 for userId in userIds {
@@ -30,7 +32,7 @@ extension SQLAuthStore {
     }
 
     static func revokeSession(
-        _ sessionId: UUID, until: Date, at: Date, actorId: UUID?, reason: String?, on db: any SQLDatabase
+        _ sessionId: UUID, until: Date, at: Date, cause: RevocationCause, actorId: UUID?, reason: String?, on db: any SQLDatabase
     ) async throws -> RevocationEntry {
         try await db.raw(
             """
@@ -38,7 +40,7 @@ extension SQLAuthStore {
             WHERE id = \(bind: Column.id(sessionId)) AND invalidated_at IS NULL
             """
         ).run()
-        return try await Self.appendEntry(.session(id: sessionId, until: until), at: at, actorId: actorId, reason: reason, on: db)
+        return try await Self.appendEntry(.session(id: sessionId, until: until), cause: cause, at: at, actorId: actorId, reason: reason, on: db)
     }
 
     private static func revokeSubject(_ userId: UUID, request: RevocationRequest, on db: any SQLDatabase) async throws -> RevocationEntry {
@@ -57,7 +59,7 @@ extension SQLAuthStore {
         }
         let acceptedFrom = try row.decode(column: "accepted_from_version", as: Int64.self)
         return try await Self.appendEntry(
-            .subject(userId: userId, acceptedFromVersion: acceptedFrom), at: request.at, actorId: request.actorId, reason: request.reason,
+            .subject(userId: userId, acceptedFromVersion: acceptedFrom), cause: request.cause, at: request.at, actorId: request.actorId, reason: request.reason,
             previousValue: previous, on: db
         )
     }
@@ -67,7 +69,7 @@ extension SQLAuthStore {
         try await db.raw("UPDATE global_state SET epoch = epoch + 1, accepted_epoch = epoch + 1 WHERE id = 1").run()
         let epoch = try await Self.acceptedEpoch(on: db)
         return try await Self.appendEntry(
-            .global(epoch: epoch), at: request.at, actorId: request.actorId, reason: request.reason, previousValue: previous, on: db
+            .global(epoch: epoch), cause: request.cause, at: request.at, actorId: request.actorId, reason: request.reason, previousValue: previous, on: db
         )
     }
 
@@ -111,7 +113,8 @@ extension SQLAuthStore {
     }
 
     static func appendEntry(
-        _ kind: RevocationKind, at: Date, actorId: UUID?, reason: String?, previousValue: Int64? = nil, undoesSeq: Int64? = nil, on db: any SQLDatabase
+        _ kind: RevocationKind, cause: RevocationCause, at: Date, actorId: UUID?, reason: String?, previousValue: Int64? = nil, undoesSeq: Int64? = nil,
+        on db: any SQLDatabase
     ) async throws -> RevocationEntry {
         var jti: String?
         var sessionId: String?
@@ -136,9 +139,9 @@ extension SQLAuthStore {
             let row = try await db.raw(
                 """
                 INSERT INTO revocations (kind, jti, session_id, user_id, accepted_from_version, epoch, until_at, revoked_at, actor_id, reason,
-                                         previous_value, undoes_seq)
+                                         previous_value, undoes_seq, cause)
                 VALUES (\(bind: kind.name), \(bind: jti), \(bind: sessionId), \(bind: userId), \(bind: acceptedFrom), \(bind: epoch), \(bind: until),
-                        \(bind: Column.millis(at)), \(bind: actorId.map(Column.id)), \(bind: reason), \(bind: previousValue), \(bind: undoesSeq))
+                        \(bind: Column.millis(at)), \(bind: actorId.map(Column.id)), \(bind: reason), \(bind: previousValue), \(bind: undoesSeq), \(bind: cause.rawValue))
                 RETURNING seq
                 """
             ).first()

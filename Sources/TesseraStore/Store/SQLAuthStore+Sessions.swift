@@ -104,7 +104,8 @@ extension SQLAuthStore {
         if try spent.decode(column: "invalidated_at", as: Int64?.self) == nil {
             entries.append(
                 try await Self.revokeSession(
-                    sessionId, until: rotation.reuseRevocationUntil, at: rotation.now, actorId: nil, reason: "refresh_token_reuse", on: db
+                    sessionId, until: rotation.reuseRevocationUntil, at: rotation.now, cause: .refreshTokenReuse, actorId: nil,
+                    reason: "refresh_token_reuse", on: db
                 )
             )
         }

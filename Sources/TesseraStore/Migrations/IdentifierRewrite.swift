@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import SQLKit
+import TesseraCore
+
+/// Rewrites stored emails to ``EmailAddress``'s forms (migration 5), refusing to merge or drop any account.
+enum IdentifierRewrite {
+    struct Row {
+        let id: String
+        let email: String
+        let normalized: String
+        let address: EmailAddress?
+    }
+
+    static func bytes(hex: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var high: UInt8?
+        for character in hex.utf8 {
+            let nibble: UInt8
+            switch character {
+            case 0x30...0x39: nibble = character - 0x30
+            case 0x41...0x46: nibble = character - 0x41 + 10
+            case 0x61...0x66: nibble = character - 0x61 + 10
+            default: continue
+            }
+            if let pending = high {
+                bytes.append(pending << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        return bytes
+    }
+
+    static func run(on db: any SQLDatabase, logger: Logger) async throws {
+        // The address is read as hex: SQLite hands text back only up to a NUL, and a NUL is what hid a second account.
+        let hex = db.dialect.name == "sqlite" ? "hex(email)" : "encode(convert_to(email, 'UTF8'), 'hex')"
+        let rows = try await db.raw("SELECT id, \(unsafeRaw: hex) AS email_hex, email_normalized FROM users ORDER BY created_at, id").all().map { row in
+            let email = String(decoding: Self.bytes(hex: try row.decode(column: "email_hex", as: String.self)), as: UTF8.self)
+            return Row(
+                id: try row.decode(column: "id", as: String.self), email: email,
+                normalized: try row.decode(column: "email_normalized", as: String.self), address: try? EmailAddress(email)
+            )
+        }
+        let byNewForm = Dictionary(grouping: rows.filter { $0.address != nil }, by: { $0.address?.normalized ?? "" })
+        let oldForms = Dictionary(rows.map { ($0.normalized, $0.id) }, uniquingKeysWith: { first, _ in first })
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var conflicts: [(row: Row, problem: String, other: String?)] = []
+        for row in rows {
+            guard let address = row.address else {
+                conflicts.append((row, "invalid", nil))
+                continue
+            }
+            if let other = byNewForm[address.normalized]?.first(where: { $0.id != row.id }) {
+                conflicts.append((row, "collides", other.id))
+                continue
+            }
+            if let holder = oldForms[address.normalized], holder != row.id {
+                conflicts.append((row, "collides", holder))
+                continue
+            }
+            guard address.normalized != row.normalized || address.preserved != row.email else { continue }
+            try await db.raw(
+                "UPDATE users SET email = \(bind: address.preserved), email_normalized = \(bind: address.normalized) WHERE id = \(bind: row.id)"
+            ).run()
+        }
+        for conflict in conflicts {
+            try await db.raw(
+                """
+                INSERT INTO identity_conflicts (user_id, email, problem, other_user_id, found_at)
+                VALUES (\(bind: conflict.row.id), \(bind: conflict.row.email), \(bind: conflict.problem), \(bind: conflict.other), \(bind: now))
+                """
+            ).run()
+            logger.warning(
+                "account left as it was: its email is \(conflict.problem == "invalid" ? "not acceptable under the identifier rule" : "indistinguishable from another account's")",
+                metadata: ["user": "\(conflict.row.id)", "other": "\(conflict.other ?? "-")", "problem": "\(conflict.problem)"]
+            )
+        }
+    }
+}
