@@ -77,12 +77,13 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
 
 /// Builds the router: the JSON API of the contract, the web pages, and 405 answers for other methods on their paths.
 public func buildRouter(services: TesseraServices, configuration: Configuration, renderer: PageRenderer) -> Router<TesseraRequestContext> {
-    let router = Router(context: TesseraRequestContext.self)
+    // HEAD is answered wherever GET is, as GET without its body (RFC 9110 §9.3.2).
+    let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: ProblemMiddleware())
     if configuration.trustedProxies != .none { router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies)) }
     addAPIRoutes(to: router, auth: services.auth, registrationOpen: configuration.registrationOpen)
     addPageRoutes(to: router, services: services, renderer: renderer, registrationOpen: configuration.registrationOpen)
-    router.addMethodNotAllowedFallbacks()
+    router.add(middleware: MethodsMiddleware(routes: router.routes.map { ($0.path, $0.method) }))
     return router
 }
 
@@ -125,15 +126,28 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     // Templates first: a broken template fails the start before any database connection is open.
     let renderer = try await PageRenderer()
     let services = try await buildServices(configuration: configuration, logger: logger)
+    let readyLogger = logger
     var app = Application(
         router: buildRouter(services: services, configuration: configuration, renderer: renderer),
+        // A connection that has not sent a whole request head within the timeout, or sits idle between requests
+        // that long, is closed: half-open connections must not hold file descriptors until they run out.
+        server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.requestTimeout.components.seconds) * 1_000_000_000))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
+        onServerRunning: { channel in
+            // Only now is the socket bound: "ready" is never logged for a server that could not listen.
+            readyLogger.info(
+                "tessera ready",
+                metadata: [
+                    "address": "\(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")", "database": "\(configuration.database)",
+                    "mode": "\(configuration.mode.rawValue)",
+                ]
+            )
+        },
         logger: logger
     )
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
     app.addServices(StoreCloser(services: services), services.follower)
     app.addServices(Housekeeping(store: services.auth.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
-    logger.info("tessera ready", metadata: ["database": "\(configuration.database)", "mode": "\(configuration.mode.rawValue)"])
     return app
 }
 

@@ -17,7 +17,11 @@ struct Audit: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...500).contains(self.limit) else { throw ValidationError("--limit must be from 1 to 500") }
-        if let event, AuditEventName(rawValue: event) == nil { throw ValidationError("--event must be one of the audit event names") }
+        if let event, AuditEventName(rawValue: event) == nil {
+            let names = AuditEventName.allCases.map(\.rawValue)
+            let hint = Suggestion.closest(to: event.uppercased(), among: names).map { "did you mean \($0)? " } ?? ""
+            throw ValidationError("--event '\(event)' is not an audit event; \(hint)the events are: \(names.joined(separator: ", "))")
+        }
         for (name, value) in [("--since", self.since), ("--until", self.until)] {
             if let value, (try? Date(value, strategy: .iso8601)) == nil { throw ValidationError("\(name) must be ISO 8601, such as 2026-11-23T10:00:00Z") }
         }

@@ -1,6 +1,11 @@
 import ArgumentParser
 import Hummingbird
 import Logging
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import TesseraServer
 import TesseraStore
 
@@ -26,7 +31,14 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let app = try await buildApplication(configuration: configuration)
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw CommandError(
+                message: "cannot listen on \(configuration.host):\(configuration.port): the address is in use (another tessera, or another program); "
+                    + "choose another port with --port or TESSERA_PORT"
+            )
+        }
     }
 }
 

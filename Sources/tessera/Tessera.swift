@@ -23,11 +23,12 @@ struct Tessera: AsyncParsableCommand {
         do {
             command = try Self.parseAsRoot()
         } catch {
-            let message = Self.fullMessage(for: error)
+            var message = Self.fullMessage(for: error)
             if Self.exitCode(for: error) == .success {
                 print(message)
                 Foundation.exit(0)
             }
+            if let hint = Self.suggestion(for: Array(CommandLine.arguments.dropFirst()), message: message) { message += "\n" + hint }
             FileHandle.standardError.write(Data((message + "\n").utf8))
             Foundation.exit(2)
         }
@@ -53,6 +54,32 @@ struct Tessera: AsyncParsableCommand {
                 CommandLine.fail("tessera: \(CommandLine.describe(error))", status: 1)
             }
         }
+    }
+}
+
+extension Tessera {
+    /// "Did you mean …?" for a mistyped subcommand (`tessera user list`, `revoke-al`) or option (`--yess`).
+    static func suggestion(for arguments: [String], message: String) -> String? {
+        var command: any ParsableCommand.Type = Tessera.self
+        var path: [String] = []
+        for argument in arguments where !argument.hasPrefix("-") {
+            let subcommands = command.configuration.subcommands
+            guard !subcommands.isEmpty else { break }
+            guard let next = subcommands.first(where: { $0._commandName == argument }) else {
+                guard let guess = Suggestion.closest(to: argument, among: subcommands.map { $0._commandName }) else { return nil }
+                return "did you mean 'tessera \((path + [guess]).joined(separator: " "))'?"
+            }
+            command = next
+            path.append(argument)
+        }
+        guard !message.contains("Did you mean"), let range = message.range(of: #"Unknown option '(-[^']+)'"#, options: .regularExpression) else {
+            return nil
+        }
+        let unknown = String(message[range].dropFirst("Unknown option '".count).dropLast())
+        let help = Tessera.helpMessage(for: command)
+        let options = Set(help.split(whereSeparator: { !($0.isLetter || $0 == "-" || $0.isNumber) }).map(String.init).filter { $0.hasPrefix("--") })
+        guard let guess = Suggestion.closest(to: unknown, among: options.sorted()) else { return nil }
+        return "did you mean '\(guess)'?"
     }
 }
 

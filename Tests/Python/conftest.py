@@ -3,6 +3,7 @@
 scripts/test runs these with .build-venv's pytest and TESSERA_BINARY set to the debug binary it just built; by hand:
     TESSERA_BINARY=.build/debug/tessera .build-venv/bin/python -m pytest -q -p no:cacheprovider Tests/Python
 """
+import contextlib
 import os
 import re
 import secrets
@@ -25,20 +26,36 @@ def jwt_secret():
     return "".join(secrets.choice(alphabet) for _ in range(40))
 
 
-@pytest.fixture(scope="session")
-def tessera_server(jwt_secret):
-    """Starts `tessera serve` on 127.0.0.1 with a fresh SQLite database; yields its base URL; stops it afterwards."""
+class TesseraProcess:
+    """A running `tessera serve`: its base URL, its database URL (for `tessera` commands beside it) and the
+    environment it was started with (the same JWT_SECRET, for those commands)."""
+
+    def __init__(self, base_url, database_url, env):
+        self.base_url = base_url
+        self.database_url = database_url
+        self.env = env
+
+
+@contextlib.contextmanager
+def running_tessera(jwt_secret, extra_env=None):
+    """Starts `tessera serve` on 127.0.0.1 with a fresh SQLite database; yields a TesseraProcess; stops it afterwards.
+
+    extra_env: variables to set on top of the clean development environment (e.g. TESSERA_TRUSTED_PROXIES).
+    """
     if not os.access(BINARY, os.X_OK):
         pytest.skip(f"no tessera binary at {BINARY}: run scripts/test (it builds one) or set TESSERA_BINARY")
     directory = tempfile.mkdtemp(prefix="tessera-pytest-")
     env = dict(os.environ, JWT_SECRET=jwt_secret, BCRYPT_COST="4")
     # Development mode, open registration and the default issuer and audience, whatever the caller's shell has set.
-    for name in ("TESSERA_ENV", "DATABASE_URL", "TESSERA_REGISTRATION", "JWT_ISSUER", "JWT_AUDIENCE", "ACCESS_TOKEN_TTL"):
+    for name in ("TESSERA_ENV", "DATABASE_URL", "TESSERA_REGISTRATION", "JWT_ISSUER", "JWT_AUDIENCE", "ACCESS_TOKEN_TTL",
+                 "TESSERA_TRUSTED_PROXIES"):
         env.pop(name, None)
+    env.update(extra_env or {})
+    database_url = f"sqlite://{directory}/t.sqlite"
     log_path = os.path.join(directory, "server.log")
     log = open(log_path, "wb")
     process = subprocess.Popen(
-        [BINARY, "serve", "--host", "127.0.0.1", "--port", "0", "--database", f"sqlite://{directory}/t.sqlite"],
+        [BINARY, "serve", "--host", "127.0.0.1", "--port", "0", "--database", database_url],
         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
     )
 
@@ -66,7 +83,7 @@ def tessera_server(jwt_secret):
             time.sleep(0.05)
         else:
             raise RuntimeError(f"tessera serve did not answer GET /health with 200 within 30 s:\n{server_log()}")
-        yield base_url
+        yield TesseraProcess(base_url, database_url, env)
     finally:
         if process.poll() is None:
             process.terminate()
@@ -77,3 +94,10 @@ def tessera_server(jwt_secret):
                 process.wait()
         log.close()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tessera_server(jwt_secret):
+    """Starts `tessera serve` on 127.0.0.1 with a fresh SQLite database; yields its base URL; stops it afterwards."""
+    with running_tessera(jwt_secret) as server:
+        yield server.base_url

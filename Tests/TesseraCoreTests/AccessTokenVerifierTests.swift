@@ -41,6 +41,45 @@ import Testing
         return "\(head).\(body).\(Base64URL.encode(signature))"
     }
 
+    /// Builds a token from raw JSON texts, so that a member can be named twice.
+    func forgeRaw(header: String, payload: String, key: String = Self.secret) -> String {
+        let head = Base64URL.encode(Array(header.utf8))
+        let body = Base64URL.encode(Array(payload.utf8))
+        let signature = HMAC<SHA256>.authenticationCode(for: Data("\(head).\(body)".utf8), using: SymmetricKey(data: Data(Self.secret.utf8)))
+        return "\(head).\(body).\(Base64URL.encode(Array(signature)))"
+    }
+
+    func rawClaims(_ extra: String = "", sub: String = UUID().uuidString.lowercased()) -> String {
+        let iat = Int(self.now.timeIntervalSince1970)
+        return #"{"iss":"tessera","aud":"tessera","sub":""# + sub + #"","sid":""# + UUID().uuidString.lowercased() + #"","jti":""#
+            + UUID().uuidString.lowercased() + #"","iat":\#(iat),"exp":\#(iat + 900),"ver":0,"epoch":0,"role":"user""# + extra + "}"
+    }
+
+    /// Attack: a member named twice, so that a parser taking the first and one taking the last read different tokens
+    /// (`"alg":"HS256","alg":"none"`, a second `sub` naming someone else, a second `role`). Every duplicate is refused,
+    /// in the header and the payload, known or unknown, spelled plainly or with escapes.
+    @Test(arguments: [
+        (#"{"alg":"HS256","typ":"at+jwt","alg":"none"}"#, ""),
+        (#"{"alg":"HS256","typ":"at+jwt","typ":"JWT"}"#, ""),
+        (#"{"alg":"HS256","typ":"at+jwt","al\u0067":"HS256"}"#, ""),
+        (#"{"alg":"HS256","typ":"at+jwt","kid":"a","kid":"b"}"#, ""),
+        (#"{"alg":"HS256","typ":"at+jwt"}"#, #","sub":"00000000-0000-0000-0000-000000000001""#),
+        (#"{"alg":"HS256","typ":"at+jwt"}"#, #","role":"admin""#),
+        (#"{"alg":"HS256","typ":"at+jwt"}"#, #","x":1,"x":2"#),
+        (#"{"alg":"HS256","typ":"at+jwt"}"#, #","r\u006fle":"admin""#),
+        (#"{"alg":"HS256","typ":"at+jwt"}"#, #","ver":0"#),
+        (#"{"alg":"HS256","typ":"at+jwt"}"#, #","n":{"a":1,"a":2}"#),
+    ])
+    func aMemberNamedTwiceIsRefused(header: String, extra: String) async throws {
+        try await self.expectRefused(self.forgeRaw(header: header, payload: self.rawClaims(extra)))
+    }
+
+    @Test func theSameTokensWithoutTheDuplicateAreAccepted() async throws {
+        let verifier = try await self.verifier()
+        _ = try verifier.verify(self.forgeRaw(header: #"{"alg":"HS256","typ":"at+jwt","kid":"a"}"#, payload: self.rawClaims(#","x":1"#)), now: self.now)
+        _ = try verifier.verify(self.forgeRaw(header: #"{"alg":"HS256","typ":"at+jwt"}"#, payload: self.rawClaims(#","n":{"a":1,"b":2}"#)), now: self.now)
+    }
+
     func expectRefused(_ token: String, at date: Date? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let verifier = try await self.verifier()
         #expect(throws: AuthError.self, sourceLocation: sourceLocation) {

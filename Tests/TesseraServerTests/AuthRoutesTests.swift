@@ -21,7 +21,7 @@ import TesseraCore
             #expect(try await client.call(.post, "/api/auth/logout-all", token: token).status == .noContent)
             let refused = try await client.call(.get, "/api/v1/ping-auth", token: token)
             #expect(refused.status == .unauthorized)
-            #expect(refused.headers[.wwwAuthenticate]?.hasPrefix("Bearer error=\"invalid_token\"") == true)
+            #expect(refused.headers[.wwwAuthenticate]?.hasPrefix("Bearer realm=\"tessera\", error=\"invalid_token\"") == true)
             #expect(refused.headers[.contentType] == "application/problem+json")
 
             let second = try await client.login()
@@ -258,7 +258,10 @@ import TesseraCore
                     #expect(refused.status == .unauthorized)
                     #expect(refused.headers[.contentType] == "application/problem+json")
                     #expect(refused.headers[.cacheControl] == "no-store")
-                    #expect(refused.headers[.wwwAuthenticate] == "Bearer error=\"invalid_token\", error_description=\"\(detail)\"")
+                    // RFC 6750 §3.1: no token sent, no error code in the challenge.
+                    let challenge =
+                        sent == nil ? "Bearer realm=\"tessera\"" : "Bearer realm=\"tessera\", error=\"invalid_token\", error_description=\"\(detail)\""
+                    #expect(refused.headers[.wwwAuthenticate] == challenge)
                     let expected: NSDictionary = [
                         "type": "https://tessera.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))", "title": "Unauthorized",
                         "status": 401, "detail": detail, "code": code,

@@ -33,7 +33,9 @@ struct TestDatabase {
     ) async throws -> T {
         let store = try await StoreFactory.open(.sqlite(path: self.path), logger: Self.logger)
         do {
-            let index = RevocationIndex()
+            // No follower runs in these tests; a process that reads the log only when the test says so must not go
+            // stale while a slow, loaded test run is still using it.
+            let index = RevocationIndex(stalenessBound: .seconds(3600))
             let auth = try await AuthService(
                 store: store, index: index, hasher: hasher, key: try await SigningKey(secret: String(repeating: "k", count: 32)),
                 settings: TokenSettings(), clock: clock, logger: Self.logger

@@ -16,7 +16,6 @@ public enum AuditEventName: String, Sendable, Codable, CaseIterable {
     case unrevoke = "UNREVOKE"
     /// An un-revoke that was refused (nothing to undo, or the latest cut is final).
     case unrevokeRefused = "UNREVOKE_REFUSED"
-    case tokenRevoked = "TOKEN_REVOKED"
 }
 
 /// One audit row, written in the same transaction as the change it records.

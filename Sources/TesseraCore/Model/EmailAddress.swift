@@ -23,7 +23,7 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Checks and normalizes typed input; surrounding white space is dropped. Throws ``AuthError/invalidEmail``.
     public init(_ input: String) throws(AuthError) {
-        let trimmed = input.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = Self.trimmingWhiteSpace(input)
         guard !trimmed.isEmpty, trimmed.utf8.count <= 4 * Self.maximumBytes else { throw .invalidEmail }
         // Width mapping (RFC 8264 §9.1): fullwidth and halfwidth forms become their ordinary characters, then NFC.
         let preserved = Self.mapWidth(trimmed).precomposedStringWithCanonicalMapping
@@ -60,7 +60,7 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
     /// A search over addresses, mapped as addresses are so that it finds what it looks like; text with control,
     /// format or unassigned characters is refused (``AuthError/invalidArgument(_:)``) rather than matching anything.
     public static func searchFragment(_ input: String) throws(AuthError) -> String {
-        let mapped = Self.mapWidth(input.trimmingCharacters(in: .whitespaces)).precomposedStringWithCanonicalMapping
+        let mapped = Self.mapWidth(Self.trimmingWhiteSpace(input)).precomposedStringWithCanonicalMapping
         guard mapped.utf8.count <= 4 * Self.maximumBytes,
             mapped.unicodeScalars.allSatisfy({ $0 == "@" || $0 == " " || Self.isAllowed($0, inDomain: false) })
         else { throw .invalidArgument("the search may hold only characters an email address can have") }
@@ -68,6 +68,16 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     // MARK: The rules
+
+    /// Drops Unicode White_Space at both ends, and nothing else: Foundation's `CharacterSet.whitespaces` on Linux also
+    /// holds U+200B (a format character), which must be refused, not quietly trimmed.
+    static func trimmingWhiteSpace(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
+        return String(scalars[first...last])
+    }
 
     /// Fullwidth and halfwidth forms (U+FF00–U+FFEF) mapped to their compatibility decomposition.
     static func mapWidth(_ text: String) -> String {

@@ -79,6 +79,7 @@ public struct AccessTokenVerifier: Sendable {
             guard let count = Base64URL.decode(bytes: payloadSegment, into: room) else { return .failure(.invalidToken(reason: "malformed payload")) }
             let payload = UnsafeBufferPointer(rebasing: room[..<count])
             if let claims = ClaimsParser.parse(payload) { return .success(claims) }
+            guard !JSONDuplicateMembers.contains(payload) else { return .failure(.invalidToken(reason: "a payload member is named twice")) }
             guard let decoded = try? JSONDecoder().decode(AccessTokenClaims.self, from: Data(payload)) else {
                 return .failure(.invalidToken(reason: "malformed or missing claims"))
             }
@@ -90,9 +91,9 @@ public struct AccessTokenVerifier: Sendable {
 
     /// A header other than the one we write: decoded and held to the same pins.
     private static func checkHeader(_ segment: UnsafeBufferPointer<UInt8>) throws(AuthError) {
-        guard let data = Base64URL.decode(bytes: segment), let header = try? JSONDecoder().decode(Header.self, from: Data(data)) else {
-            throw .invalidToken(reason: "malformed header")
-        }
+        guard let data = Base64URL.decode(bytes: segment) else { throw .invalidToken(reason: "malformed header") }
+        guard !JSONDuplicateMembers.contains(data) else { throw .invalidToken(reason: "a header member is named twice") }
+        guard let header = try? JSONDecoder().decode(Header.self, from: Data(data)) else { throw .invalidToken(reason: "malformed header") }
         guard header.alg == Self.algorithm else { throw .invalidToken(reason: "algorithm not allowed") }
         guard let typ = header.typ?.lowercased(), typ == Self.tokenType || typ == "application/" + Self.tokenType else {
             throw .invalidToken(reason: "not an access token")

@@ -5,7 +5,8 @@ import Foundation
 /// It only ever sees payloads whose HMAC was already checked, so it parses what our signer writes: one object of
 /// string, integer, boolean and null members. Anything else it does not handle — nesting, escapes, fractions,
 /// duplicate keys — returns nil and the caller falls back to Foundation's `JSONDecoder`, so it never accepts more
-/// than the standard decoder would.
+/// than the standard decoder would. A member named twice (known or not) always returns nil: the caller refuses
+/// such a payload outright (``JSONDuplicateMembers``), never letting the first or the last win.
 enum ClaimsParser {
     /// The claims Tessera writes, or nil when the payload needs the general decoder. `sub`, `sid` and `jti` are read
     /// as UUIDs straight from the bytes (no `String` made for them); a value that is not one goes to the general
@@ -19,6 +20,7 @@ enum ClaimsParser {
         var sub: UUID?, sid: UUID?, jti: UUID?
         var iat: Int64?, nbf: Int64?, exp: Int64?, ver: Int64?, epoch: Int64?
         var seen: UInt16 = 0
+        var unknownKeys: [String] = []
         var index = 0
         func skipSpace() {
             while index < buffer.count, buffer[index] == 0x20 || buffer[index] == 0x0A || buffer[index] == 0x0D || buffer[index] == 0x09 {
@@ -119,7 +121,10 @@ enum ClaimsParser {
             case "ver": guard let value = integer() else { return nil }; ver = value
             case "epoch": guard let value = integer() else { return nil }; epoch = value
             default:
-                // Unknown members are allowed if they are simple; anything nested goes to the general decoder.
+                // Unknown members are allowed if they are simple and named once; anything nested goes to the general
+                // decoder.
+                guard !unknownKeys.contains(key) else { return nil }
+                unknownKeys.append(key)
                 if buffer[index] == 0x22 {
                     guard string() != nil else { return nil }
                 } else if buffer[index] == 0x2D || (buffer[index] >= 0x30 && buffer[index] <= 0x39) {

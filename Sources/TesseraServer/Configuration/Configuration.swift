@@ -29,6 +29,9 @@ public struct Configuration: Sendable {
     public var stalenessBound: Duration
     /// Whether anyone may create an account (`TESSERA_REGISTRATION=open`, the default) or only administrators (`closed`).
     public var registrationOpen: Bool
+    /// How long a connection may take to send a whole request head, or sit idle between requests, before it is
+    /// closed (`TESSERA_REQUEST_TIMEOUT`, default 30 s).
+    public var requestTimeout: Duration = .seconds(30)
     /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TESSERA_TRUSTED_PROXIES`); none by default.
     public var trustedProxies: TrustedProxies = .none
 
@@ -52,7 +55,7 @@ public struct Configuration: Sendable {
     }
 
     /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `BCRYPT_COST`,
+    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `TESSERA_REQUEST_TIMEOUT`, `BCRYPT_COST`,
     /// `LOG_LEVEL`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
@@ -95,6 +98,9 @@ public struct Configuration: Sendable {
             case "closed": configuration.registrationOpen = false
             default: throw ConfigurationError("TESSERA_REGISTRATION must be 'open' or 'closed', not '\(registration)'")
             }
+        }
+        if let timeout = value("TESSERA_REQUEST_TIMEOUT") {
+            configuration.requestTimeout = try parseDuration(timeout, name: "TESSERA_REQUEST_TIMEOUT")
         }
         if let proxies = value("TESSERA_TRUSTED_PROXIES") { configuration.trustedProxies = try TrustedProxies(parsing: proxies) }
         if let cost = value("BCRYPT_COST") {

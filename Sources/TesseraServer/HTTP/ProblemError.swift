@@ -63,7 +63,7 @@ public struct ProblemError: Error, HTTPResponseError, Sendable {
         let escaped = detail.replacingOccurrences(of: "\"", with: "'")
         return ProblemError(
             .unauthorized, code: code, detail: detail,
-            headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\", error_description=\"\(escaped)\""]
+            headers: [.wwwAuthenticate: "Bearer realm=\"tessera\", error=\"invalid_token\", error_description=\"\(escaped)\""]
         )
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SQLKit
+import TesseraCore
 
 /// Brings a database to a schema version. Idempotent, and safe when several processes start at once: each step
 /// re-checks inside its transaction whether another process applied it first.
@@ -41,7 +42,7 @@ public struct Migrator: Sendable {
         var applied: [Int] = []
         for migration in self.migrations where migration.version > current && migration.version <= target {
             let statements = migration.sql(for: self.database.flavor)
-            let didApply = try await self.database.transaction { db -> Bool in
+            let didApply = try await self.waitingForOtherProcesses { db -> Bool in
                 let already = try await db.raw("SELECT 1 AS present FROM tessera_migrations WHERE version = \(bind: migration.version)").first()
                 guard already == nil else { return false }
                 for statement in statements {
@@ -62,8 +63,24 @@ public struct Migrator: Sendable {
         return applied
     }
 
+    /// A transaction that waits out another process's migration (a lock held longer than a request would wait)
+    /// for up to ``patience``, instead of failing the start.
+    private func waitingForOtherProcesses<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let started = ContinuousClock.now
+        while true {
+            do {
+                return try await self.database.transaction(body)
+            } catch is StoreUnavailable where started.duration(to: .now) < Self.patience {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// How long a start waits for another process's migration.
+    static let patience: Duration = .seconds(30)
+
     private func ensureBookkeeping() async throws {
-        try await self.database.transaction { db in
+        try await self.waitingForOtherProcesses { db in
             try await db.raw(
                 "CREATE TABLE IF NOT EXISTS tessera_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
             ).run()

@@ -1,0 +1,66 @@
+import Foundation
+import HummingbirdTesting
+import Logging
+import Testing
+import TesseraCore
+import TesseraStore
+
+@testable import TesseraServer
+
+/// The database held by another process: answers come quickly and honestly, and nothing is lost or half-written.
+@Suite struct FaultTests {
+    /// Attack (or accident) stopped: a file locked by another process (`sqlite3` with an open write transaction, a
+    /// backup tool) turning every sign-out into a 10-second hang and a 500.
+    @Test func aLockedDatabaseAnswers503QuicklyAndTheSignOutIsNotApplied() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-fault-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("tessera.sqlite").path
+        try await TestApp.run({ $0.database = .sqlite(path: path) }) { client in
+            try await client.register()
+            let token = try #require(try await client.login().string("accessToken"))
+            // Another process takes the write lock and keeps it.
+            let locker = try await SQLiteDatabaseHandle.open(path: path, create: false, logger: TestDatabase.quiet)
+            try await locker.read { db in
+                try await db.raw("BEGIN IMMEDIATE").run()
+                try await db.raw("UPDATE global_state SET epoch = epoch WHERE id = 1").run()
+            }
+            let started = ContinuousClock.now
+            let logout = try await client.call(.post, "/api/auth/logout", token: token)
+            #expect(logout.status == .serviceUnavailable)
+            #expect(try JSONBody(logout).string("code") == "database_unavailable")
+            #expect(logout.headers[.retryAfter] != nil)
+            // SQLite's busy timeout is 2 s; the old answer came after 10 s, as a 500.
+            #expect(started.duration(to: .now) < .seconds(8))
+            // Not applied: the token still works until the sign-out is sent again and commits.
+            #expect(try await client.ping(token) == .ok)
+
+            try await locker.read { db in try await db.raw("COMMIT").run() }
+            await locker.close()
+            #expect(try await client.call(.post, "/api/auth/logout", token: token).status == .noContent)
+            #expect(try await client.ping(token) == .unauthorized)
+        }
+    }
+
+    /// `/ready` is asked often by load balancers that give up soon: its database check answers within its bound
+    /// whatever the database does (a SQLite call cannot be interrupted; its late answer is ignored).
+    @Test func theReadinessCheckAnswersWithinItsBoundWhateverTheDatabaseDoes() async throws {
+        // The work waits until the test lets it go, so the check can only have answered on its own deadline.
+        let (gate, open) = AsyncStream<Void>.makeStream()
+        let answered = await HealthController.succeeds(within: .milliseconds(300)) {
+            for await _ in gate { break }
+        }
+        #expect(!answered)
+        open.finish()
+        #expect(await HealthController.succeeds(within: .seconds(5)) {})
+        #expect(await !HealthController.succeeds(within: .seconds(5)) { throw StoreUnavailable("down") })
+    }
+}
+
+enum TestDatabase {
+    static var quiet: Logger {
+        var logger = Logger(label: "tessera.test")
+        logger.logLevel = .critical
+        return logger
+    }
+}
