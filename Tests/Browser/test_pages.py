@@ -4,14 +4,17 @@
 Run by `swift test` (Tests/TesseraServerTests/BrowserTests.swift) once scripts/prepare-browser-tests made .build-venv;
 by hand:
     TESSERA_BINARY=.build/debug/tessera .build-venv/bin/python Tests/Browser/test_pages.py -v
-TESSERA_SCREENSHOTS=docs/screenshots also saves the login, account and admin pages there as PNG.
+TESSERA_SCREENSHOTS=docs/screenshots also saves the login, account and admin pages there as PNG, at 1280 px and at
+phone width (390 px), for the README.
 Nothing is downloaded: the driver is Debian's, by path, and Chromium resolves no host but 127.0.0.1 and localhost.
 """
+import base64
 import http.server
 import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -22,6 +25,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -32,6 +36,9 @@ SCREENSHOTS = os.environ.get("TESSERA_SCREENSHOTS")
 SECRET = "browser-tests-secret-0123456789-abcdefghij"
 PASSWORD = "correct horse"
 ADMIN = "admin@example.org"
+PHONE = dict(width=390, height=844)
+# How much of the page a screenshot keeps, from the top (the README shows them side by side).
+SCREENSHOT_HEIGHT = 1400
 
 
 class Server:
@@ -85,6 +92,10 @@ class Server:
     def base(self):
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def database(self):
+        return self.env["DATABASE_URL"]
+
     def cli(self, *arguments, stdin=None):
         return subprocess.run([BINARY, *arguments], env=self.env, input=stdin, capture_output=True, text=True, check=True)
 
@@ -103,6 +114,17 @@ class Server:
         except urllib.error.HTTPError as error:
             text = error.read()
             return error.code, json.loads(text) if text else None
+        except urllib.error.URLError:
+            self.check_running()
+            raise
+
+    def check_running(self):
+        """Raises with the exit status and the end of the log when the server has exited unasked."""
+        if self.process and self.process.poll() is not None and not self.log.closed:
+            self.log.flush()
+            with open(self.log.name, encoding="utf-8", errors="replace") as f:
+                tail = f.read()[-3000:]
+            raise RuntimeError(f"tessera serve exited with status {self.process.returncode}:\n{tail}")
 
     def register(self, email):
         status, _ = self.api("POST", "/api/auth/register", {"email": email, "password": PASSWORD})
@@ -115,13 +137,14 @@ class Server:
         return pair["accessToken"]
 
 
-def new_browser(width=1280, height=900):
+def new_browser(width=1280, height=900, overlay_scrollbars=False):
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for argument in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}",
         "--no-first-run", "--disable-background-networking", "--disable-component-update",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+        *(["--hide-scrollbars"] if overlay_scrollbars else []),
     ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
@@ -145,10 +168,18 @@ class PageTestCase(unittest.TestCase):
     def tearDown(self):
         for browser in self.browsers:
             browser.quit()
+        self.server.check_running()
 
-    def browser(self, **size):
-        browser = new_browser(**size)
+    def browser(self, width=1280, height=900):
+        phone = width < 500
+        # A phone's scrollbars take no room, as on a real one.
+        browser = new_browser(width=max(width, 500), height=height, overlay_scrollbars=phone)
         self.browsers.append(browser)
+        if phone:
+            # Chromium's window is at least 500 px wide: narrower, the page gets a phone-sized viewport instead.
+            browser.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            )
         return browser
 
     def wait(self, browser, seconds=10):
@@ -167,22 +198,59 @@ class PageTestCase(unittest.TestCase):
         self.wait_for_path(browser, "/account")
         return browser
 
-    def confirm(self, browser, button, answer="Yes"):
-        """Clicks a button that asks first, checks the inline question, and answers it."""
+    def confirm(self, browser, button, answer="Yes", warning=None):
+        """Clicks a button that asks first, checks the inline question (and its warning, or that it has none), and answers it."""
         form = button.find_element(By.XPATH, "./ancestor::form")
         button.click()
         question = self.wait(browser).until(lambda b: form.find_element(By.CSS_SELECTOR, ".confirm-question"))
         self.assertEqual(question.text, "Are you sure?")
         self.assertFalse(button.is_displayed(), "the button makes way for the question")
+        warnings = [w.text for w in form.find_elements(By.CSS_SELECTOR, ".confirm .confirm-warning") if w.is_displayed()]
+        self.assertEqual(warnings, [warning] if warning else [])
         form.find_element(By.CSS_SELECTOR, ".confirm-yes" if answer == "Yes" else ".confirm-cancel").click()
 
     def notice(self, browser):
-        return self.wait(browser).until(EC.visibility_of_element_located((By.ID, "notice"))).text
+        """The notice's text, read within the wait: a page replaced meanwhile is read again, not a stale element."""
 
-    def screenshot(self, browser, name):
-        if SCREENSHOTS:
-            os.makedirs(SCREENSHOTS, exist_ok=True)
-            browser.save_screenshot(os.path.join(SCREENSHOTS, name + ".png"))
+        def text(b):
+            shown = [e for e in b.find_elements(By.ID, "notice") if e.is_displayed()]
+            return shown[0].text if shown else False
+
+        return WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(text)
+
+    def screenshot(self, browser, name, top=0, height=SCREENSHOT_HEIGHT):
+        """The page from `top` down, as tall as `height` allows (more than the window shows), when TESSERA_SCREENSHOTS is set."""
+        if not SCREENSHOTS:
+            return
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        content = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": top, "width": content["width"], "height": min(height, content["height"] - top), "scale": 1}
+        shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        with open(os.path.join(SCREENSHOTS, name + ".png"), "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+
+    def assert_no_sideways_scrolling(self, browser):
+        """Neither the page nor a table in it scrolls sideways."""
+        page = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        self.assertLessEqual(page[0], page[1], "the page scrolls sideways")
+        tables = browser.execute_script(
+            "return [...document.querySelectorAll('.table-wrap')].filter(w => w.scrollWidth > w.clientWidth).map(w => w.firstElementChild.id)"
+        )
+        self.assertEqual(tables, [], "these tables scroll sideways")
+
+    def header_height(self, browser):
+        return browser.execute_script("return document.querySelector('.site-header').getBoundingClientRect().height")
+
+    def user_row(self, browser, email):
+        return browser.find_element(By.CSS_SELECTOR, f"#users tr[data-email='{email}']")
+
+    def open_row_menu(self, browser, row):
+        """Opens an account row's "Manage" menu (a <details>) and returns it."""
+        menu = row.find_element(By.CSS_SELECTOR, "details.row-menu")
+        if menu.get_attribute("open") is None:
+            menu.find_element(By.TAG_NAME, "summary").click()
+        self.wait(browser).until(lambda b: menu.find_element(By.CSS_SELECTOR, ".row-menu-panel").is_displayed())
+        return menu
 
     def assert_no_secret_in_page(self, browser):
         """No token in the HTML or the URL, and none readable by script (httpOnly)."""
@@ -257,13 +325,57 @@ class SignOutTests(PageTestCase):
 
         # A button (sent by script) on a page that was open when the session ended does the same.
         laptop_two = self.sign_in(self.browser(), email, device="Bob's tablet")
-        laptop.refresh()
+        laptop.get(self.server.base + "/account")  # not refresh(): that keeps the notice of the first sign-out
         tablet_row = next(r for r in laptop.find_elements(By.CSS_SELECTOR, "#sessions li.session") if "Bob's tablet" in r.text)
         tablet_row.find_element(By.CSS_SELECTOR, "button.session-sign-out").click()
-        self.notice(laptop)
+        self.wait(laptop).until(EC.staleness_of(tablet_row))
+        self.assertEqual(self.notice(laptop), "That device was signed out.")
         self.confirm(laptop_two, laptop_two.find_element(By.ID, "sign-out-all"))
         self.wait_for_path(laptop_two, "/login")
         self.assertEqual(self.notice(laptop_two), "You were signed out. Sign in again to continue.")
+
+    def test_account_never_shows_a_signed_in_page_whose_session_the_database_has_ended(self):
+        # For a moment after a revoke by the CLI (or another instance), the database is ahead of this server's
+        # revocation index: the access cookie still verifies here, but its session is over. /account then signs the
+        # browser out instead of showing a signed-in page without its own session.
+        email = self.server.register("lena@example.org")
+        browser = self.sign_in(self.browser(), email, device="Lena's laptop")
+        session = browser.find_element(By.CSS_SELECTOR, "#sessions li.session.current").get_attribute("data-session-id")
+        # That moment, held still: the session ends in the database alone, with no revocation row for the index to read.
+        db = sqlite3.connect(self.server.database, timeout=10)
+        try:
+            with db:
+                ended = db.execute(
+                    "UPDATE sessions SET invalidated_at = ?, invalidated_reason = 'browser test' WHERE id = ? AND invalidated_at IS NULL",
+                    (int(time.time() * 1000), session),
+                ).rowcount
+        finally:
+            db.close()
+        self.assertEqual(ended, 1)
+        browser.get(self.server.base + "/account")
+        self.wait_for_path(browser, "/login")
+        self.assertEqual(self.notice(browser), "You were signed out. Sign in again to continue.")
+        self.assertNotIn("tessera_access", {c["name"] for c in browser.get_cookies()})
+        self.assertNotIn("tessera_refresh", {c["name"] for c in browser.get_cookies()})
+
+        # The real thing, a revoke by the CLI beside the server, then a page load at once: whichever side of the
+        # index's catching up it lands on, the page is consistent: signed out, or showing this browser's session.
+        for _ in range(3):
+            self.sign_in(browser, email)
+            self.server.cli("revoke", "--user", email, "--reason", "browser test")
+            browser.get(self.server.base + "/account")
+            if browser.current_url.split("?")[0] == self.server.base + "/account":
+                self.assertEqual(len(browser.find_elements(By.CSS_SELECTOR, "#sessions li.session.current")), 1)
+
+                # The index catches up within a second: a later load signs the browser out.
+                def reloaded_to_login(b):
+                    b.get(self.server.base + "/account")
+                    return b.current_url.split("?")[0] == self.server.base + "/login"
+
+                self.wait(browser).until(reloaded_to_login)
+            else:
+                self.wait_for_path(browser, "/login")
+                self.assertEqual(self.notice(browser), "You were signed out. Sign in again to continue.")
 
     def test_a_lost_access_cookie_is_refreshed_silently(self):
         email = self.server.register("cleo@example.org")
@@ -311,7 +423,8 @@ class AdminTests(PageTestCase):
         self.wait(admin).until(lambda b: "q=eve" in b.current_url)
         rows = admin.find_elements(By.CSS_SELECTOR, "#users tbody tr[data-email]")
         self.assertEqual([r.get_attribute("data-email") for r in rows], [email])
-        self.confirm(admin, rows[0].find_element(By.CSS_SELECTOR, "button.deactivate"))
+        menu = self.open_row_menu(admin, rows[0])
+        self.confirm(admin, menu.find_element(By.CSS_SELECTOR, "button.deactivate"))
         self.assertEqual(self.notice(admin), "The account was deactivated and every session of it signed out.")
         row = admin.find_element(By.CSS_SELECTOR, f"#users tr[data-email='{email}']")
         self.assertIn("deactivated", row.text)
@@ -339,11 +452,9 @@ class AdminTests(PageTestCase):
 
         # Activate: sign-in works again.
         admin.get(self.server.base + "/admin?q=eve")
-        admin.find_element(By.CSS_SELECTOR, f"#users tr[data-email='{email}'] button.activate").click()
+        self.open_row_menu(admin, self.user_row(admin, email)).find_element(By.CSS_SELECTOR, "button.activate").click()
         self.assertEqual(self.notice(admin), "The account was activated. Its old sessions stay signed out.")
         self.sign_in(user, email)
-        admin.get(self.server.base + "/admin")
-        self.screenshot(admin, "admin")
 
     def test_revoke_all_asks_first_and_cancel_changes_nothing(self):
         admin = self.sign_in(self.browser(), ADMIN)
@@ -373,6 +484,90 @@ class AdminTests(PageTestCase):
         self.confirm(admin, admin.find_element(By.ID, "unrevoke-all"))
         self.assertEqual(self.notice(admin), "The latest revoke-all was undone.")
         self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+
+    def test_the_audit_log_reads_at_1280_px_and_at_phone_width(self):
+        email = self.server.register("lou@example.org")
+        self.server.api_token(email)
+        reason = "stolen phone, reported to the help desk on Monday morning by its owner, who was travelling"
+        self.server.cli("revoke", "--user", email, "--reason", reason)
+        for size, name in ((dict(width=1280, height=900), "admin"), (PHONE, "admin-phone")):
+            admin = self.sign_in(self.browser(**size), ADMIN)
+            admin.get(self.server.base + "/admin")
+            self.assert_no_sideways_scrolling(admin)
+            # Every date on one line: one line box, about one line high.
+            dates = admin.execute_script(
+                "return [...document.querySelectorAll('#audit tbody td.when time')]"
+                ".map(t => [t.textContent, t.getClientRects().length, t.getBoundingClientRect().height, parseFloat(getComputedStyle(t).lineHeight)])"
+            )
+            self.assertGreater(len(dates), 3)
+            for text, lines, height, line_height in dates:
+                self.assertRegex(text, r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+                self.assertEqual(lines, 1, f"{text} wraps at {size['width']} px")
+                self.assertLess(height, 1.5 * line_height, f"{text} is taller than a line at {size['width']} px")
+            # Details are folded: a long reason is one click away, and does not widen the table when shown.
+            row = next(r for r in admin.find_elements(By.CSS_SELECTOR, "#audit tbody tr") if r.find_element(By.CSS_SELECTOR, "td.event").text == "REVOKE_USERS")
+            details = row.find_element(By.CSS_SELECTOR, "td.details details")
+            self.assertFalse(details.find_element(By.CSS_SELECTOR, "dl").is_displayed())
+            self.assertIn("reason", details.find_element(By.TAG_NAME, "summary").text)
+            details.find_element(By.TAG_NAME, "summary").click()
+            self.assertIn(reason, self.wait(admin).until(lambda b: details.find_element(By.CSS_SELECTOR, "dl")).text)
+            self.assertIn(email, row.text)
+            self.open_row_menu(admin, self.user_row(admin, ADMIN))
+            self.assert_no_sideways_scrolling(admin)
+            if size["width"] == 1280:
+                self.screenshot(admin, name, height=2000)
+            else:
+                self.screenshot(admin, name, height=1500)
+                top = admin.execute_script("return document.getElementById('audit-title').getBoundingClientRect().top + window.scrollY - 24")
+                self.screenshot(admin, "admin-audit-phone", top=top, height=1500)
+
+    def test_row_actions_wait_in_the_row_menu_and_the_own_row_says_they_sign_you_out(self):
+        revoked = self.server.register("mia@example.org")
+        other = self.server.register("nat@example.org")
+        self.server.cli("revoke", "--user", revoked, "--reason", "browser test")
+        admin = self.sign_in(self.browser(), ADMIN)
+        admin.get(self.server.base + "/admin")
+        rows = admin.find_elements(By.CSS_SELECTOR, "#users tbody tr[data-email]")
+        self.assertGreater(len(rows), 2)
+        for row in rows:
+            email = row.get_attribute("data-email")
+            summary = row.find_element(By.CSS_SELECTOR, "details.row-menu > summary")
+            self.assertTrue(summary.is_displayed())
+            self.assertEqual(summary.get_attribute("textContent").strip(), f"Manage {email}", "its accessible name says whose")
+            controls = row.find_elements(By.CSS_SELECTOR, "button, input:not([type=hidden])")
+            self.assertGreaterEqual(len(controls), 4)
+            self.assertEqual([c.get_attribute("outerHTML") for c in controls if c.is_displayed()], [], f"{email}: before the menu is opened")
+        # "Undo latest revoke" only where an operator's revoke can be undone.
+        self.assertEqual(len(self.user_row(admin, revoked).find_elements(By.CSS_SELECTOR, "button.unrevoke")), 1)
+        self.assertEqual(self.user_row(admin, other).find_elements(By.CSS_SELECTOR, "button.unrevoke"), [])
+
+        # By keyboard: Enter on the summary opens the menu; another account's actions ask without a warning.
+        summary = self.user_row(admin, other).find_element(By.CSS_SELECTOR, "details.row-menu > summary")
+        menu = summary.find_element(By.XPATH, "..")
+        admin.execute_script("arguments[0].focus()", summary)
+        admin.switch_to.active_element.send_keys(Keys.ENTER)
+        self.wait(admin).until(lambda b: menu.get_attribute("open") is not None)
+        self.assertEqual(menu.find_elements(By.CSS_SELECTOR, ".self-warning"), [])
+        self.confirm(admin, menu.find_element(By.CSS_SELECTOR, "button.deactivate"), answer="Cancel")
+
+        # The admin's own row says what its actions do to the admin, beside them and again on the confirmation.
+        own = self.user_row(admin, ADMIN)
+        self.assertIn("self", own.get_attribute("class").split())
+        menu = self.open_row_menu(admin, own)
+        warning = menu.find_element(By.CSS_SELECTOR, ".self-warning")
+        self.assertTrue(warning.is_displayed())
+        self.assertIn("signs you out too", warning.text)
+        for selector in ("button.deactivate", "button.revoke", "button.reset-password"):
+            self.assertEqual(menu.find_element(By.CSS_SELECTOR, selector).get_attribute("aria-describedby"), warning.get_attribute("id"))
+        self.confirm(
+            admin, menu.find_element(By.CSS_SELECTOR, "button.deactivate"), answer="Cancel",
+            warning="This signs you out too, and you cannot sign in until the account is activated again.",
+        )
+        self.confirm(admin, menu.find_element(By.CSS_SELECTOR, "button.revoke"), warning="This signs you out too.")
+        self.wait_for_path(admin, "/login")
+        self.assertEqual(self.notice(admin), "Every session of your account was signed out, this one included.")
+        self.assertNotIn("tessera_access", {c["name"] for c in admin.get_cookies()})
+        self.sign_in(admin, ADMIN)
 
     def test_a_user_gets_no_admin_console(self):
         email = self.server.register("frank@example.org")
@@ -467,21 +662,29 @@ class UsabilityTests(PageTestCase):
 
     def test_pages_fit_a_phone_screen(self):
         email = self.server.register("ines@example.org")
-        phone = self.browser(width=390, height=844)
-        overflow = "return document.documentElement.scrollWidth - window.innerWidth"
+        self.server.api_token(email)
+        phone = self.browser(**PHONE)
+        self.assertEqual(phone.execute_script("return [window.innerWidth, document.documentElement.clientWidth]"), [PHONE["width"]] * 2)
         phone.get(self.server.base + "/login")
-        self.assertLessEqual(phone.execute_script(overflow), 0)
-        self.sign_in(phone, email)
-        self.assertLessEqual(phone.execute_script(overflow), 0)
-        admin = self.sign_in(self.browser(width=390, height=844), ADMIN)
+        self.assert_no_sideways_scrolling(phone)
+        self.screenshot(phone, "login-phone")
+        self.sign_in(phone, email, device="Ines's phone")
+        self.assert_no_sideways_scrolling(phone)
+        self.screenshot(phone, "account-phone")
+        admin = self.sign_in(self.browser(**PHONE), ADMIN)
         admin.get(self.server.base + "/admin")
-        self.assertLessEqual(admin.execute_script(overflow), 0)
+        self.assert_no_sideways_scrolling(admin)
+        for row in admin.find_elements(By.CSS_SELECTOR, "#users tbody tr[data-email]"):
+            self.open_row_menu(admin, row)
+        self.assert_no_sideways_scrolling(admin)
 
 
 class ServerGoneTests(PageTestCase):
     def test_buttons_say_so_inline_when_the_server_is_stopped_and_claim_nothing(self):
         email = self.server.register("jo@example.org")
         browser = self.sign_in(self.browser(), email)
+        phone = self.sign_in(self.browser(**PHONE), email)
+        heights = [self.header_height(b) for b in (browser, phone)]
         port = self.server.port
         self.server.stop()
         browser.find_element(By.ID, "sign-out").click()
@@ -489,10 +692,19 @@ class ServerGoneTests(PageTestCase):
         self.assertIn("Could not reach Tessera", status.text)
         self.assertIn("nothing was changed", status.text)
         self.assertEqual(browser.current_url.split("?")[0], self.server.base + "/account")
-        self.confirm(browser, browser.find_element(By.ID, "sign-out-all"))
-        status = self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "#sign-out-all ~ .form-status.error"))
-        self.assertIn("Could not reach Tessera", status.text)
-        self.assertTrue(browser.find_element(By.ID, "sign-out-all").is_enabled(), "the button can be tried again")
+        for page, height in zip((browser, phone), heights):
+            self.confirm(page, page.find_element(By.ID, "sign-out-all"))
+            status = self.wait(page).until(lambda b: b.find_element(By.CSS_SELECTOR, "#sign-out-all ~ .form-status.error"))
+            self.assertIn("Could not reach Tessera", status.text)
+            self.assertTrue(status.is_displayed())
+            self.assertTrue(page.find_element(By.ID, "sign-out-all").is_enabled(), "the button can be tried again")
+            # The header keeps its layout: as tall as before, its two buttons once each, the question gone, one message.
+            self.assertAlmostEqual(self.header_height(page), height, delta=1, msg=f"the header at {page.execute_script('return innerWidth')} px")
+            header = page.find_element(By.CSS_SELECTOR, ".site-header")
+            self.assertEqual([b.text for b in header.find_elements(By.TAG_NAME, "button") if b.is_displayed()], ["Sign out", "Sign out of all devices"])
+            self.assertEqual([m.text for m in header.find_elements(By.CSS_SELECTOR, ".form-status") if m.is_displayed()], [status.text])
+            self.assert_no_sideways_scrolling(page)
+        self.assertLess(heights[0], 80, "one row at 1280 px")
 
         # Back up on the same port: the browser is still signed in, and signing out now works.
         self.server.start(port=port)

@@ -36,3 +36,14 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
 
     public func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
+
+extension ParsedClaims {
+    /// The claims the general decoder read; nil when `sub`, `sid` or `jti` is not a UUID.
+    init?(_ claims: AccessTokenClaims) {
+        guard let sub = UUID(parsing: claims.sub), let sid = UUID(parsing: claims.sid), let jti = UUID(parsing: claims.jti) else { return nil }
+        self.init(
+            iss: claims.iss, aud: claims.aud, sub: sub, sid: sid, jti: jti, iat: claims.iat, nbf: claims.nbf, exp: claims.exp, ver: claims.ver,
+            epoch: claims.epoch, role: claims.role
+        )
+    }
+}

@@ -10,8 +10,8 @@ public enum BearerToken {
         case otherScheme
     }
 
-    /// Longer header values are refused unread.
-    public static let maximumLength = AccessTokenVerifier.maximumTokenLength + 16
+    /// Longer header values are refused unread (a token of ``AccessTokenVerifier/maximumTokenLength`` and the scheme).
+    public static let maximumLength = 4096 + 16
 
     /// Reads a header value's bytes. Works on the UTF-8 bytes in place: splitting a 450-byte header as `Character`s
     /// showed up as the largest cost of a protected request in a profile.

@@ -32,8 +32,9 @@ enum ClaimsParser {
             index += 1
             let start = index
             while index < buffer.count, buffer[index] != 0x22 {
-                // Escapes and control characters go to the general decoder.
-                if buffer[index] == 0x5C || buffer[index] < 0x20 { return nil }
+                // Escapes, control characters and anything beyond ASCII (which must be valid UTF-8 to be JSON) go to
+                // the general decoder.
+                if buffer[index] == 0x5C || buffer[index] < 0x20 || buffer[index] >= 0x80 { return nil }
                 index += 1
             }
             guard index < buffer.count else { return nil }
@@ -163,15 +164,4 @@ struct ParsedClaims: Equatable, Sendable {
     var ver: Int64
     var epoch: Int64
     var role: String
-}
-
-extension ParsedClaims {
-    /// The claims the general decoder read; nil when `sub`, `sid` or `jti` is not a UUID.
-    init?(_ claims: AccessTokenClaims) {
-        guard let sub = UUID(parsing: claims.sub), let sid = UUID(parsing: claims.sid), let jti = UUID(parsing: claims.jti) else { return nil }
-        self.init(
-            iss: claims.iss, aud: claims.aud, sub: sub, sid: sid, jti: jti, iat: claims.iat, nbf: claims.nbf, exp: claims.exp, ver: claims.ver,
-            epoch: claims.epoch, role: claims.role
-        )
-    }
 }

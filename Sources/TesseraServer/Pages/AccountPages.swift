@@ -43,6 +43,13 @@ struct AccountPages {
         let caller = try context.requireIdentity()
         let user = try await self.auth.me(caller)
         let sessions = try await self.auth.sessions(of: caller)
+        // The database is ahead of this process's revocation index for a moment after a revoke elsewhere (the CLI,
+        // another instance): the token still verifies here, but its session is gone. Never show a signed-in page
+        // whose own session the database says has ended: the browser is signed out, as on its next click anyway.
+        guard sessions.contains(where: { $0.id == caller.sessionId }) else {
+            context.logger.debug("page session not among the live sessions: signed out ahead of the revocation index")
+            return PageSessionMiddleware.signedOut(request: request, location: "/login?m=revoked", browser: self.browser)
+        }
         // This browser's session first, then the others by latest activity.
         let rows = sessions.sorted { ($0.id == caller.sessionId ? 1 : 0, $0.lastSeenAt) > ($1.id == caller.sessionId ? 1 : 0, $1.lastSeenAt) }.map {
             SessionRow(

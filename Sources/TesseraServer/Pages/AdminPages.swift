@@ -49,15 +49,26 @@ struct AdminPages {
         let selected: Bool
     }
 
+    /// One audit event: when, what, by whom and to whom on one line each; where from and the event's details
+    /// (session, reason, ids…) folded into a `<details>` so that a long value never widens the table.
     struct AuditRow: Sendable {
         let at: String
+        /// `at` as ISO 8601, for `<time datetime>`.
+        let atISO: String
         let event: String
         let actor: String
         let subject: String
-        let session: String
         let ip: String
         let client: String
-        let details: String
+        let details: [DetailPair]
+        /// What the closed `<details>` says: the names of the fields it holds.
+        let detailsSummary: String
+        let hasDetails: Bool
+
+        struct DetailPair: Sendable {
+            let key: String
+            let value: String
+        }
 
         init(_ record: AuditRecord, emails: [UUID: String]) {
             func person(_ id: UUID?) -> String {
@@ -65,14 +76,18 @@ struct AdminPages {
                 return emails[id] ?? id.lowercasedString
             }
             self.at = PageFormat.time(record.at)
+            self.atISO = record.at.ISO8601Format()
             self.event = record.event.rawValue
             self.actor = person(record.actorId)
             self.subject = person(record.subjectId)
-            self.session = record.sessionId.map { String($0.lowercasedString.prefix(8)) } ?? "—"
             self.ip = record.ip ?? "—"
             self.client = record.userAgent.map { PageFormat.userAgent($0) } ?? "—"
-            let pairs: [String] = record.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            self.details = pairs.joined(separator: ", ")
+            var pairs: [DetailPair] = []
+            if let session = record.sessionId { pairs.append(DetailPair(key: "session", value: String(session.lowercasedString.prefix(8)))) }
+            pairs += record.details.sorted { $0.key < $1.key }.map { DetailPair(key: $0.key, value: $0.value) }
+            self.details = pairs
+            self.detailsSummary = pairs.map(\.key).joined(separator: ", ")
+            self.hasDetails = !pairs.isEmpty
         }
     }
 
@@ -167,8 +182,16 @@ struct AdminPages {
             _ = try await self.auth.resetPassword(userId: id, newPassword: password, actorId: caller.userId, origin: origin)
             notice = "password-reset"
         }
+        // Deactivating, revoking or resetting one's own account ends this session too: say so on the sign-in page
+        // instead of a console that the next click would leave for "You were signed out".
+        if id == caller.userId, let own = Self.ownAccountNotices[action] {
+            return pageRedirect(to: "/login?m=\(own)", request: request, cookies: self.browser.clearedCookies())
+        }
         return pageRedirect(to: "/admin?notice=\(notice)", request: request)
     }
+
+    /// The sign-in page's notice after an action on the admin's own account that ended the admin's own session.
+    static let ownAccountNotices = ["deactivate": "own-account-deactivated", "revoke": "own-account-revoked", "password": "own-password-reset"]
 
     @Sendable func revokeAll(request: Request, context: Context) async throws -> Response {
         var request = request

@@ -65,6 +65,9 @@ enum PageFormat {
         case "user-revoked": "Every session of that account was signed out."
         case "user-unrevoked": "The latest revoke of that account was undone."
         case "password-reset": "The password was reset and every session of that account signed out."
+        case "own-account-deactivated": "You deactivated your own account: every session of it, this one included, was signed out."
+        case "own-account-revoked": "Every session of your account was signed out, this one included."
+        case "own-password-reset": "Your password was reset and every session of your account signed out, this one included."
         case "unrevoked-all": "The latest revoke-all was undone."
         default: nil
         }

@@ -1,9 +1,11 @@
 // Tessera pages: every form marked data-fetch is sent with fetch so that the answer can be shown inline, and a
-// form marked data-confirm first asks "Are you sure?" beside its button. Without this script the forms still work.
+// form marked data-confirm first asks "Are you sure?" beside its button (with its data-confirm-warning, if any, such
+// as "This signs you out too"). Without this script the forms still work.
 (function () {
   "use strict";
 
   var UNREACHABLE = "Could not reach Tessera, so nothing was changed. Check the connection and try again.";
+  var warnings = 0;
 
   function statusOf(form) {
     var status = form.querySelector(".form-status");
@@ -22,6 +24,13 @@
   }
 
   function showError(form, message) {
+    // The header's buttons share one place for their message (under the header, over the page): one at a time.
+    var header = form.closest(".site-header");
+    if (header) {
+      header.querySelectorAll(".form-status").forEach(function (other) {
+        if (other.closest("form") !== form) { other.textContent = ""; other.classList.remove("error"); }
+      });
+    }
     var status = statusOf(form);
     status.textContent = message;
     status.classList.add("error");
@@ -90,6 +99,15 @@
       box.addEventListener("keydown", function (event) {
         if (event.key === "Escape") { cancel.click(); }
       });
+      var warning = form.getAttribute("data-confirm-warning");
+      if (warning) {
+        var note = document.createElement("span");
+        note.className = "confirm-warning";
+        note.id = "confirm-warning-" + (++warnings);
+        note.textContent = warning;
+        box.setAttribute("aria-describedby", note.id);
+        box.append(note, " ");
+      }
       box.append(question, " ", yes, " ", cancel);
       submit.after(box);
     }
