@@ -10,7 +10,7 @@ import TesseraCore
 /// - sessions go a week after they expired, with their spent refresh tokens. A refresh token of a session that
 ///   ended more than a week ago is then refused as unknown rather than reported as reuse; within the week, reuse
 ///   is still detected and audited.
-/// - audit rows go after `TESSERA_AUDIT_RETENTION_DAYS`, when that is set.
+/// - audit rows go after `AUDIT_RETENTION_DAYS`, when that is set.
 public struct Housekeeping: Service {
     /// How long after its `until` a token or session revocation row is kept (clock skew between instances).
     public static let revocationGrace: Duration = .seconds(3600)

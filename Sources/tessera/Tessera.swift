@@ -126,7 +126,7 @@ extension CommandLine {
 
 /// `--database`, shared by every command; `DATABASE_URL` when absent.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: "sqlite:///abs/path, sqlite://rel/path, a bare path, or postgres://… (default: DATABASE_URL or sqlite://tessera.sqlite)")
+    @Option(name: .long, help: "sqlite:///abs/path, sqlite://rel/path or a bare path (default: DATABASE_URL or sqlite://tessera.sqlite)")
     var database: String?
 
     /// The configuration from the environment with this flag applied.

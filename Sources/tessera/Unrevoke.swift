@@ -5,10 +5,10 @@ import TesseraCore
 /// `tessera unrevoke (--user EMAIL | --all) [--yes]`: undo the latest revocation, as a new log row.
 struct Unrevoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Undo the latest revocation of one user, or the latest revoke-all (tokens it revoked work again)."
+        abstract: "Undo an operator's latest revoke of one user, or the latest revoke-all (tokens it revoked work again); cuts made by a password change, a sign-out, deactivation or reuse detection are final."
     )
 
-    @Option(help: "The account whose latest revocation to undo.") var user: String?
+    @Option(help: "The account whose latest cut to undo (only if an operator's revoke made it).") var user: String?
     @Flag(help: "Undo the latest revoke-all.") var all = false
     @Flag(help: "Do not ask for confirmation.") var yes = false
     @Option(help: "Why, for the audit log.") var reason: String?

@@ -131,7 +131,7 @@ class Server:
         assert status == 201, status
         return email
 
-    def api_token(self, email):
+    def api_access_token(self, email):
         status, pair = self.api("POST", "/api/auth/login", {"email": email, "password": PASSWORD, "deviceName": "script"})
         assert status == 200, status
         return pair["accessToken"]
@@ -272,9 +272,9 @@ class PageTestCase(unittest.TestCase):
 
 
 class SignOutTests(PageTestCase):
-    def test_sign_out_of_all_devices_lands_on_login_and_refuses_an_api_token_from_before(self):
+    def test_sign_out_of_all_devices_lands_on_login_and_refuses_an_api_access_token_from_before(self):
         email = self.server.register("ann@example.org")
-        token = self.server.api_token(email)
+        token = self.server.api_access_token(email)
         self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
 
         browser = self.sign_in(self.browser(), email, device="Ann's laptop")
@@ -390,7 +390,7 @@ class SignOutTests(PageTestCase):
 
     def test_password_change_keeps_this_browser_and_signs_out_the_others(self):
         email = self.server.register("dana@example.org")
-        token = self.server.api_token(email)
+        token = self.server.api_access_token(email)
         browser = self.sign_in(self.browser(), email)
         browser.find_element(By.ID, "currentPassword").send_keys("wrong password")
         browser.find_element(By.ID, "newPassword").send_keys("a new password")
@@ -465,7 +465,7 @@ class AdminTests(PageTestCase):
 
     def test_revoke_all_signs_out_everyone_including_the_admin_and_can_be_undone(self):
         email = self.server.register("kim@example.org")
-        token = self.server.api_token(email)
+        token = self.server.api_access_token(email)
         user = self.sign_in(self.browser(), email)
         admin = self.sign_in(self.browser(), ADMIN)
         admin.get(self.server.base + "/admin")
@@ -478,7 +478,7 @@ class AdminTests(PageTestCase):
         self.wait_for_path(user, "/login")
         self.assertEqual(self.notice(user), "You were signed out. Sign in again to continue.")
 
-        # Signing in right after works; undoing the revoke-all brings the old API token back.
+        # Signing in right after works; undoing the revoke-all brings the old API access token back.
         self.sign_in(admin, ADMIN)
         admin.get(self.server.base + "/admin")
         self.confirm(admin, admin.find_element(By.ID, "unrevoke-all"))
@@ -487,7 +487,7 @@ class AdminTests(PageTestCase):
 
     def test_the_audit_log_reads_at_1280_px_and_at_phone_width(self):
         email = self.server.register("lou@example.org")
-        self.server.api_token(email)
+        self.server.api_access_token(email)
         reason = "stolen phone, reported to the help desk on Monday morning by its owner, who was travelling"
         self.server.cli("revoke", "--user", email, "--reason", reason)
         for size, name in ((dict(width=1280, height=900), "admin"), (PHONE, "admin-phone")):
@@ -582,7 +582,7 @@ class ForgeryTests(PageTestCase):
 
     def test_a_forged_form_post_from_another_origin_is_refused(self):
         email = self.server.register("gina@example.org")
-        token = self.server.api_token(email)
+        token = self.server.api_access_token(email)
         browser = self.sign_in(self.browser(), email)
         target = self.server.base + "/logout-all"
 
@@ -662,7 +662,7 @@ class UsabilityTests(PageTestCase):
 
     def test_pages_fit_a_phone_screen(self):
         email = self.server.register("ines@example.org")
-        self.server.api_token(email)
+        self.server.api_access_token(email)
         phone = self.browser(**PHONE)
         self.assertEqual(phone.execute_script("return [window.innerWidth, document.documentElement.clientWidth]"), [PHONE["width"]] * 2)
         phone.get(self.server.base + "/login")

@@ -6,7 +6,7 @@ import TesseraCore
 
 @testable import TesseraServer
 
-/// The user-facing routes of API.md through the real router, on a real SQLite file.
+/// The user-facing routes of openapi.yaml through the real router, on a real SQLite file.
 @Suite struct AuthRoutesTests {
     @Test func theReadmeWalkThroughWorks() async throws {
         try await TestApp.run { client in

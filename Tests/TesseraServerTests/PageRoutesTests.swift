@@ -202,6 +202,33 @@ import TesseraCore
         }
     }
 
+    /// Attack stopped: a stolen refresh cookie replayed from another client inside the coalescing grace, which used to
+    /// be handed the victim's fresh pair. Only the same client (same cookie, same user agent) shares the refresh; a
+    /// replay from elsewhere is reuse: the session is revoked for both, and audited.
+    @Test func aRefreshCookieReplayedFromAnotherClientWithinTheGraceRevokesTheSession() async throws {
+        try await TestApp.run { client in
+            try await client.register()
+            var (jar, _) = try await Self.signIn(client)
+            jar.cookies["tessera_access"] = nil
+            let cookie = jar.header
+            let owner = try await client.execute(
+                uri: "/account", method: .get, headers: [.cookie: cookie, .userAgent: "Mozilla/5.0 (owner's laptop)"], body: nil
+            )
+            #expect(owner.status == .ok)
+            var ownerJar = Jar()
+            ownerJar.take(owner)
+            let ownerAccess = try #require(ownerJar.cookies["tessera_access"])
+            #expect(try await client.ping(ownerAccess) == .ok)
+
+            let thief = try await client.execute(uri: "/account", method: .get, headers: [.cookie: cookie, .userAgent: "curl/8.0"], body: nil)
+            var thiefJar = Jar()
+            thiefJar.take(thief)
+            #expect(thiefJar.cookies["tessera_access"] == nil, "the replay got a fresh pair")
+            #expect(thief.status == .seeOther)
+            #expect(try await client.ping(ownerAccess) == .unauthorized, "the session of a replayed refresh token must end")
+        }
+    }
+
     /// Stops stored cross-site scripting: what a user types is shown as text.
     @Test func aDeviceNameIsEscapedOnTheAccountPage() async throws {
         try await TestApp.run { client in

@@ -21,7 +21,7 @@ import TesseraCore
         }
     }
 
-    /// The log has a fast reader for SQLite and one through SQLKit for other databases; both map rows through one
+    /// The log has a fast reader for SQLite and a generic one through SQLKit; both map rows through one
     /// function and must read the same entries, of every kind.
     @Test func bothLogReadersReadTheSameEntries() async throws {
         try await TestDatabase.with { database in

@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import Synchronization
 import Testing
 import TesseraStore
 
@@ -56,6 +57,60 @@ import TesseraStore
             }
             await other.close()
             await writer.close()
+        }
+    }
+}
+
+/// What the review of the group-commit handle asked to show.
+@Suite struct SQLiteDatabaseHandleFaultTests {
+    /// A slow read of some request (an admin's search over every account) must never delay the follower: the index
+    /// would go stale and every protected request would answer 503. The follower reads on a connection of its own.
+    @Test func theFollowersReadsDoNotWaitBehindASlowRequestRead() async throws {
+        try await TestDatabase.with { database in
+            try await database.withProcess { process in
+                let finished = Mutex(false)
+                let slow = Task {
+                    try await process.store.database.read { db in
+                        try await db.raw(
+                            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) SELECT count(*) AS n FROM c"
+                        ).run()
+                    }
+                    finished.withLock { $0 = true }
+                }
+                try await Task.sleep(for: .milliseconds(200))
+                _ = try await process.store.revocations(after: 0, limit: 10)
+                _ = try await process.follower.catchUp()
+                #expect(!finished.withLock { $0 }, "the follower's read waited for the slow read")
+                try await slow.value
+            }
+        }
+    }
+
+    /// A transaction opened inside another's body would wait for its own group commit forever; it is refused.
+    @Test func aTransactionInsideATransactionIsRefusedNotDeadlocked() async throws {
+        try await TestDatabase.with { database in
+            let handle = try await SQLiteDatabaseHandle.open(path: database.path, logger: TestDatabase.logger)
+            await #expect(throws: NestedTransactionError.self) {
+                try await handle.transaction { _ in try await handle.transaction { _ in } }
+            }
+            await handle.close()
+        }
+    }
+
+    /// Closing waits for every acknowledged-to-be transaction already queued: none is cut off by shutdown.
+    @Test func closeWaitsForQueuedCommits() async throws {
+        try await TestDatabase.with { database in
+            let handle = try await SQLiteDatabaseHandle.open(path: database.path, logger: TestDatabase.logger)
+            try await handle.transaction { try await $0.raw("CREATE TABLE t (n INTEGER NOT NULL)").run() }
+            let writes = (0..<50).map { n in Task { try await handle.transaction { try await $0.raw("INSERT INTO t (n) VALUES (\(bind: n))").run() } } }
+            await handle.close()
+            var committed = 0
+            for write in writes { if (try? await write.value) != nil { committed += 1 } }
+            let reopened = try await SQLiteDatabaseHandle.open(path: database.path, create: false, logger: TestDatabase.logger)
+            let count = try await reopened.read { try await $0.raw("SELECT COUNT(*) AS c FROM t").first()?.decode(column: "c", as: Int.self) }
+            // Every write that was answered as committed is in the file; those refused after close began wrote nothing.
+            #expect(count == committed)
+            await reopened.close()
         }
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// Durable storage for accounts, sessions, the revocation log and the audit trail.
 ///
 /// Every method is one transaction: the state change, its revocation rows and its audit rows commit together or
-/// not at all. SQLite and PostgreSQL implement it in `TesseraStore`.
+/// not at all. `SQLAuthStore` in `TesseraStore` implements it over SQLite (PostgreSQL: being built).
 public protocol AuthStore: Sendable {
     /// Creates an account; throws ``AuthError/emailTaken`` when the normalized email exists.
     func createUser(_ user: NewUser, audit: AuditRecord) async throws -> User

@@ -30,7 +30,7 @@ struct RegisteredResponse: ResponseEncodable {
     var user: UserResponse
 }
 
-/// The token pair of API.md.
+/// The token pair of the API contract (`TokenPair` in openapi.yaml).
 struct TokenPairResponse: ResponseEncodable {
     var accessToken: String
     var refreshToken: String

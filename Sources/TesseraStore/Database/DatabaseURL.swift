@@ -4,13 +4,14 @@ import Foundation
 public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     /// A SQLite file.
     case sqlite(path: String)
-    /// A PostgreSQL server (the store for more than one instance).
+    /// A PostgreSQL server: parsed, and refused by ``StoreFactory`` until the PostgreSQL store lands.
     case postgres(String)
 
     /// The default: `tessera.sqlite` in the working directory.
     public static let `default` = DatabaseURL.sqlite(path: "tessera.sqlite")
 
-    /// Parses `sqlite:///abs/path`, `sqlite://rel/path`, a bare path, or `postgres://user:pass@host:port/db`.
+    /// Parses `sqlite:///abs/path`, `sqlite://rel/path`, a bare path, or `postgres://user:pass@host:port/db` (refused
+    /// when opened, for now).
     public init(parsing text: String) throws {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw DatabaseURLError(text: text, problem: "it is empty") }
@@ -23,7 +24,7 @@ public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         } else if trimmed.hasPrefix("postgres://") || trimmed.hasPrefix("postgresql://") {
             self = .postgres(trimmed)
         } else if trimmed.contains("://") {
-            throw DatabaseURLError(text: text, problem: "only sqlite:// and postgres:// are supported")
+            throw DatabaseURLError(text: text, problem: "only sqlite:// URLs (or a bare path) are supported")
         } else {
             self = .sqlite(path: trimmed)
         }

@@ -1,6 +1,6 @@
 import SQLKit
 
-/// Which SQL the schema is written in where the two databases differ.
+/// Which SQL dialect the schema is written in (only SQLite is opened today; PostgreSQL is being built).
 public enum SQLFlavor: Sendable {
     case sqlite
     case postgres

@@ -26,7 +26,8 @@ extension SQLAuthStore {
         return try await self.database.read { db in try await Self.revocationsThroughSQLKit(after: seq, limit: limit, on: db) }
     }
 
-    /// The same read through SQLKit, for databases without a fast reader (and compared with it in a test).
+    /// The same read through SQLKit: kept so that the two readers can be compared (a test does), and for the
+    /// PostgreSQL store being built, which has no fast reader.
     static func revocationsThroughSQLKit(after seq: Int64, limit: Int, on db: any SQLDatabase) async throws -> [RevocationEntry] {
         try await db.raw("SELECT \(unsafeRaw: Self.revocationLogColumns) FROM revocations WHERE seq > \(bind: seq) ORDER BY seq LIMIT \(literal: limit)")
             .all()

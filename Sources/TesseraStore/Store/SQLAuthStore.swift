@@ -2,7 +2,7 @@ import Foundation
 import SQLKit
 import TesseraCore
 
-/// ``AuthStore`` over SQL, the same statements for SQLite and PostgreSQL.
+/// ``AuthStore`` over SQL (SQLite today; the statements are kept portable for the PostgreSQL store being built).
 ///
 /// Sessions, refresh rotation and revocations are in `SQLAuthStore+Sessions.swift` and
 /// `SQLAuthStore+Revocations.swift`; the audit trail in `SQLAuthStore+Audit.swift`.
