@@ -86,6 +86,28 @@ import TesseraStore
         }
     }
 
+    @TaskLocal static var requestId = "none"
+
+    /// A body runs in its caller's own task: task-locals (a request id for tracing) are there, as everywhere else.
+    @Test func aBodyRunsInItsCallersTaskWithItsTaskLocals() async throws {
+        try await TestDatabase.with { database in
+            let handle = try await SQLiteDatabaseHandle.open(path: database.path, logger: TestDatabase.logger)
+            let seen = try await withThrowingTaskGroup(of: (String, String).self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        try await Self.$requestId.withValue("request-\(index)") {
+                            ("request-\(index)", try await handle.transaction { _ in Self.requestId })
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(seen.count == 20)
+            #expect(seen.allSatisfy { $0.0 == $0.1 })
+            await handle.close()
+        }
+    }
+
     /// A transaction opened inside another's body would wait for its own group commit forever; it is refused.
     @Test func aTransactionInsideATransactionIsRefusedNotDeadlocked() async throws {
         try await TestDatabase.with { database in

@@ -89,65 +89,58 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
         }
     }
 
+    /// Runs the body in the caller's own task (its task-locals and its cancellation apply), on the write connection,
+    /// when its group's turn comes: the committing task hands the connection over inside `BEGIN IMMEDIATE`, waits for
+    /// the body, and answers every caller of the group after the `COMMIT`.
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         guard !Self.insideTransaction else { throw NestedTransactionError() }
-        let outcome = TransactionOutcome<T>()
-        let cancelled = CancellationFlag()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                self.enqueue(self.job(body, outcome: outcome, cancelled: cancelled, continuation: continuation))
-            }
+        let job = PendingTransaction()
+        let admission = try await withTaskCancellationHandler {
+            guard self.enqueue(job) else { throw StoreUnavailable("the database is closing") }
+            return await job.turn.receive()
         } onCancel: {
-            cancelled.set()
+            job.cancelled.set()
         }
+        let database: any SQLDatabase
+        switch admission {
+        case .run(let connection): database = connection
+        case .skipped: throw CancellationError()  // cancelled before its group began: nothing was written
+        case .failed(let outcome): throw Self.translate(outcome.error)  // the group could not begin: nothing was written
+        }
+        var result: Result<T, any Error>
+        do {
+            try await database.raw("SAVEPOINT tessera_transaction").run()
+            do {
+                let value = try await Self.$insideTransaction.withValue(true) { try await body(database) }
+                try await database.raw("RELEASE tessera_transaction").run()
+                result = .success(value)
+            } catch {
+                try? await database.raw("ROLLBACK TO tessera_transaction").run()
+                try? await database.raw("RELEASE tessera_transaction").run()
+                result = .failure(error)
+            }
+        } catch {
+            result = .failure(error)
+        }
+        job.bodyDone.send(())
+        let commitError = await job.committed.receive()
+        if case .success = result, let commitError { throw Self.translate(commitError.error) }
+        return try result.mapError { Self.translate($0) }.get()
     }
 
-    private func job<T: Sendable>(
-        _ body: @escaping @Sendable (any SQLDatabase) async throws -> T, outcome: TransactionOutcome<T>, cancelled: CancellationFlag,
-        continuation: CheckedContinuation<T, any Error>
-    ) -> PendingTransaction {
-        PendingTransaction(
-                cancelled: cancelled,
-                run: { database in
-                    do {
-                        try await database.raw("SAVEPOINT tessera_transaction").run()
-                    } catch {
-                        outcome.set(.failure(error))
-                        return
-                    }
-                    do {
-                        let value = try await Self.$insideTransaction.withValue(true) { try await body(database) }
-                        try await database.raw("RELEASE tessera_transaction").run()
-                        outcome.set(.success(value))
-                    } catch {
-                        try? await database.raw("ROLLBACK TO tessera_transaction").run()
-                        try? await database.raw("RELEASE tessera_transaction").run()
-                        outcome.set(.failure(error))
-                    }
-                },
-                finish: { commitError in
-                    switch (outcome.get(), commitError) {
-                    case (.success?, let commitError?): continuation.resume(throwing: Self.translate(commitError))
-                    case (.failure(let error)?, _): continuation.resume(throwing: Self.translate(error))
-                    case (let result?, _): continuation.resume(with: result)
-                    case (nil, let commitError): continuation.resume(throwing: commitError.map(Self.translate) ?? CancellationError())
-                    }
-                }
-            )
-    }
-
-    private func enqueue(_ job: PendingTransaction) {
-        let refused = self.queue.withLock { state -> Bool in
-            guard !state.closing else { return true }
+    /// Queues a transaction and starts the committing task when none runs; false once closing began.
+    private func enqueue(_ job: PendingTransaction) -> Bool {
+        self.queue.withLock { state -> Bool in
+            guard !state.closing else { return false }
             state.pending.append(job)
             if state.drain == nil { state.drain = Task { await self.drain() } }
-            return false
+            return true
         }
-        if refused { job.finish(StoreUnavailable("the database is closing")) }
     }
 
-    /// Commits groups of waiting transactions until none is left. A caller cancelled before its group began is
-    /// answered with `CancellationError` and writes nothing; one whose group began is committed and answered.
+    /// Commits groups of waiting transactions until none is left: `BEGIN IMMEDIATE`, each caller's body in turn (in
+    /// the caller's task), `COMMIT`, then every caller is answered. A caller cancelled before its group began is
+    /// skipped and writes nothing; one whose body ran is answered with the group's outcome.
     private func drain() async {
         while true {
             let group = self.queue.withLock { state -> [PendingTransaction] in
@@ -159,20 +152,30 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
             guard !group.isEmpty else { return }
             let live = group.filter { job in
                 guard job.cancelled.isSet else { return true }
-                job.finish(CancellationError())
+                job.turn.send(.skipped)
                 return false
             }
             guard !live.isEmpty else { continue }
             let database = self.writer.sql(queryLogLevel: nil)
             do {
                 try await database.raw("BEGIN IMMEDIATE").run()
-                for job in live { await job.run(database) }
+            } catch {
+                // The write lock could not be had (another process holds it): no body runs, every caller is told.
+                for job in live { job.turn.send(.failed(CommitOutcome(error: error))) }
+                continue
+            }
+            for job in live {
+                job.turn.send(.run(database))
+                await job.bodyDone.receive()
+            }
+            var outcome: CommitOutcome?
+            do {
                 try await database.raw("COMMIT").run()
-                for job in live { job.finish(nil) }
             } catch {
                 try? await database.raw("ROLLBACK").run()
-                for job in live { job.finish(error) }
+                outcome = CommitOutcome(error: error)
             }
+            for job in live { job.committed.send(outcome) }
         }
     }
 
@@ -228,19 +231,71 @@ extension SQLiteDatabaseHandle {
     }
 }
 
-/// One caller's transaction waiting for the next group commit.
-private struct PendingTransaction: Sendable {
-    let cancelled: CancellationFlag
-    /// Runs the caller's body inside its own savepoint and keeps its outcome.
-    let run: @Sendable (any SQLDatabase) async -> Void
-    /// Answers the caller once the group's `COMMIT` succeeded (nil) or failed (its error).
-    let finish: @Sendable ((any Error)?) -> Void
+/// One caller's transaction waiting for the next group commit: three hand-overs between the caller and the
+/// committing task.
+private final class PendingTransaction: Sendable {
+    let cancelled = CancellationFlag()
+    /// The committing task lends the connection (inside `BEGIN IMMEDIATE`), or says why the body will not run.
+    let turn = OneShot<Admission>()
+    /// The caller's body has run (in its savepoint), successfully or not.
+    let bodyDone = OneShot<Void>()
+    /// The group's `COMMIT` succeeded (nil) or failed.
+    let committed = OneShot<CommitOutcome?>()
 }
 
-/// The result of one caller's body, kept until its group commits.
-private final class TransactionOutcome<T: Sendable>: Sendable {
-    private let result = Mutex<Result<T, any Error>?>(nil)
+/// What the committing task tells a waiting caller.
+private enum Admission: @unchecked Sendable {
+    /// Run the body on this connection, now.
+    case run(any SQLDatabase)
+    /// The caller was cancelled before its group began.
+    case skipped
+    /// The group could not begin (the write lock could not be had).
+    case failed(CommitOutcome)
+}
 
-    func set(_ value: Result<T, any Error>) { self.result.withLock { $0 = value } }
-    func get() -> Result<T, any Error>? { self.result.withLock { $0 } }
+/// A failed group commit or begin.
+private struct CommitOutcome: @unchecked Sendable {
+    let error: any Error
+}
+
+/// A value handed from one task to another once; whichever side comes first waits for the other.
+private final class OneShot<Value: Sendable>: Sendable {
+    private enum Slot {
+        case empty
+        case waiting(CheckedContinuation<Value, Never>)
+        case sent(Value)
+    }
+
+    private let slot = Mutex<Slot>(.empty)
+
+    func send(_ value: Value) {
+        let waiter = self.slot.withLock { slot -> CheckedContinuation<Value, Never>? in
+            switch slot {
+            case .empty:
+                slot = .sent(value)
+                return nil
+            case .waiting(let continuation):
+                slot = .sent(value)
+                return continuation
+            case .sent:
+                return nil
+            }
+        }
+        waiter?.resume(returning: value)
+    }
+
+    func receive() async -> Value {
+        await withCheckedContinuation { continuation in
+            let ready = self.slot.withLock { slot -> Value? in
+                switch slot {
+                case .sent(let value): return value
+                case .empty:
+                    slot = .waiting(continuation)
+                    return nil
+                case .waiting: preconditionFailure("one receiver only")
+                }
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
 }
