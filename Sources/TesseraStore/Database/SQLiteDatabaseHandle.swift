@@ -52,9 +52,7 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
     /// database that the real server never reads.
     public static func open(path: String, create: Bool = true, logger: Logger) async throws -> SQLiteDatabaseHandle {
         if !create, !FileManager.default.fileExists(atPath: path) {
-            throw DatabaseURLError(
-                text: path, problem: "there is no database at \(path) (run `tessera migrate` or `tessera serve` to create one, or check --database / DATABASE_URL)"
-            )
+            throw DatabaseMissing(path: path)
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         if create, !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
@@ -203,6 +201,14 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
         default:
             return error
         }
+    }
+}
+
+/// A command other than `serve` and `migrate` pointed at a database file that does not exist.
+public struct DatabaseMissing: Error, CustomStringConvertible {
+    public var path: String
+    public var description: String {
+        "there is no database at \(self.path) (check --database or DATABASE_URL; `tessera migrate` or `tessera serve` creates one)"
     }
 }
 
