@@ -146,17 +146,21 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
         logger: logger
     )
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
-    app.addServices(StoreCloser(services: services), services.follower)
+    app.addServices(StoreCloser(services: services, logger: logger), services.follower)
     app.addServices(Housekeeping(store: services.auth.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
     return app
 }
 
-/// Closes the database when the service group shuts down.
+/// Closes the database when the service group shuts down, after the commits already queued: a revocation the
+/// server acknowledged is on disk before the process exits.
 struct StoreCloser: Service {
     let services: TesseraServices
+    let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
+        self.logger.info("shutting down: waiting for in-flight commits")
         await self.services.close()
+        self.logger.info("shut down: every acknowledged commit is durable")
     }
 }

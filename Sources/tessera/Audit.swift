@@ -28,27 +28,68 @@ struct Audit: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let page = try await self.databaseOptions.withServices { services in
+        let (events, emails) = try await self.databaseOptions.withServices { services in
             var query = AuditQuery(limit: self.limit)
             if let email = self.user { query.userId = try await services.requireUser(email: email).id }
             query.event = self.event.flatMap(AuditEventName.init(rawValue:))
             query.since = try self.since.map { try Date($0, strategy: .iso8601) }
             query.until = try self.until.map { try Date($0, strategy: .iso8601) }
-            return try await services.auth.auditLog(query, cursor: nil)
+            let events = try await services.auth.auditLog(query, cursor: nil).events
+            // Every actor and subject of the page in one read, as the console does.
+            let people = Set(events.flatMap { [$0.actorId, $0.subjectId].compactMap { $0 } + $0.subjectIds })
+            return (events, try await services.auth.emails(of: Array(people)))
         }
-        let rows = page.events.map(AuditEventResponse.init)
         if self.json {
-            try Output.printJSON(["events": rows])
+            try Output.printJSON(["events": events.map { AuditEventOutput($0, emails: emails) }])
         } else {
+            // An account that is gone is shown by its whole id, as the API writes it.
+            func person(_ id: UUID) -> String { emails[id] ?? id.lowercasedString }
             Output.printTable(
                 header: ["AT", "EVENT", "ACTOR", "SUBJECT", "IP", "DETAILS"],
-                rows: rows.map {
-                    [
-                        $0.at, $0.event, $0.actorId.map { String($0.prefix(8)) } ?? "-", $0.subjectId.map { String($0.prefix(8)) } ?? "-", $0.ip ?? "-",
-                        $0.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                rows: events.map { record in
+                    let subjects = record.subjectId.map { [$0] } ?? record.subjectIds
+                    var details = record.details
+                    // SUBJECT names a revoke's users already; their ids again would only widen the table.
+                    if record.event == .revokeUsers && !subjects.isEmpty { details["userIds"] = nil }
+                    return [
+                        AuditEventResponse(record).at, record.event.rawValue, record.actorId.map(person) ?? "-",
+                        subjects.isEmpty ? "-" : subjects.map(person).joined(separator: ","), record.ip ?? "-",
+                        details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
                     ]
                 }
             )
         }
+    }
+}
+
+/// An audit row as the API writes it, with the emails of its actor and subjects beside their ids (`null` when
+/// there is none or the account is gone); a row about several accounts lists them in `subjects` (`id`, and
+/// `email` while the account exists).
+private struct AuditEventOutput: Encodable {
+    let event: AuditEventResponse
+    let actorEmail: String?
+    let subjectEmail: String?
+    let subjects: [Subject]
+
+    struct Subject: Encodable {
+        let id: String
+        let email: String?
+    }
+
+    enum CodingKeys: String, CodingKey { case actorEmail, subjectEmail, subjects }
+
+    init(_ record: AuditRecord, emails: [UUID: String]) {
+        self.event = AuditEventResponse(record)
+        self.actorEmail = record.actorId.flatMap { emails[$0] }
+        self.subjectEmail = record.subjectId.flatMap { emails[$0] }
+        self.subjects = record.subjectIds.map { Subject(id: $0.lowercasedString, email: emails[$0]) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try self.event.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.actorEmail, forKey: .actorEmail)
+        try container.encode(self.subjectEmail, forKey: .subjectEmail)
+        if !self.subjects.isEmpty { try container.encode(self.subjects, forKey: .subjects) }
     }
 }

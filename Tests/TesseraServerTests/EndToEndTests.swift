@@ -170,4 +170,77 @@ import Testing
         #expect(try self.binary.run(["audit", "--since", "yesterday"], environment: self.environment).status == 2)
         #expect(try self.binary.run(["sessions", "nobody@example.org"], environment: self.environment).status == 1)
     }
+
+    /// What it stops: a revoke that hides from the trail of the people it cut. A revoke of Bob and Carol together
+    /// is in Bob's trail, read from the command line (with emails, not id prefixes) and from the running server.
+    @Test func aRevokeOfSeveralUsersIsInTheTrailOfEachOfThem() async throws {
+        defer { try? FileManager.default.removeItem(at: self.directory) }
+        let server = try self.server()
+        defer { server.stop() }
+        for (email, admin) in [("ann@example.org", true), ("bob@example.org", false), ("carol@example.org", false)] {
+            let added = try self.binary.run(
+                ["users", "add", email, "--password-stdin"] + (admin ? ["--admin"] : []), environment: self.environment, stdin: "correct horse\n"
+            )
+            #expect(added.status == 0, "\(added.err)")
+        }
+        _ = try await server.login("bob@example.org", "correct horse")
+        let revoked = try self.binary.run(
+            ["revoke", "--user", "bob@example.org", "--user", "carol@example.org", "--reason", "lost"], environment: self.environment
+        )
+        #expect(revoked.status == 0, "\(revoked.err)")
+
+        let table = try self.binary.run(["audit", "--user", "bob@example.org"], environment: self.environment)
+        #expect(table.status == 0, "\(table.err)")
+        let revokeLine = try #require(table.out.split(separator: "\n").first { $0.contains("REVOKE_USERS") })
+        #expect(revokeLine.contains("bob@example.org") && revokeLine.contains("carol@example.org"), "\(revokeLine)")
+        #expect(revokeLine.contains("reason=lost"))
+        let loginLine = try #require(table.out.split(separator: "\n").first { $0.contains("AUTH_LOGIN") })
+        #expect(loginLine.split(separator: " ").dropFirst(2).prefix(2) == ["bob@example.org", "bob@example.org"], "\(loginLine)")
+
+        let json = try self.binary.run(["audit", "--user", "carol@example.org", "--json"], environment: self.environment)
+        let events = try #require(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any])["events"] as? [[String: Any]]
+        let revoke = try #require(events?.first)
+        #expect(revoke["event"] as? String == "REVOKE_USERS")
+        let subjects = try #require(revoke["subjects"] as? [[String: Any]])
+        #expect(Set(subjects.compactMap { $0["email"] as? String }) == ["bob@example.org", "carol@example.org"])
+        let carolId = try #require(subjects.first { $0["email"] as? String == "carol@example.org" }?["id"] as? String)
+        #expect(carolId == carolId.lowercased())
+        #expect(events?.last?["event"] as? String == "USER_REGISTERED")
+        #expect(events?.last?["subjectEmail"] as? String == "carol@example.org")
+        #expect(events?.last?["subjectId"] as? String == carolId)
+
+        let admin = try await server.login("ann@example.org", "correct horse")
+        let api = try await server.request("GET", "/api/admin/audit?userId=\(carolId)&event=REVOKE_USERS", token: admin)
+        #expect(api.status == 200)
+        #expect((api.body["events"] as? [[String: Any]])?.count == 1)
+    }
+
+    /// SIGTERM is a graceful shutdown: requests and queued commits finish, the store closes, the process exits 0,
+    /// and the log says so; ids in the log are written as the API writes them.
+    @Test func sigtermShutsDownAfterTheInFlightCommitsAndSaysSo() async throws {
+        defer { try? FileManager.default.removeItem(at: self.directory) }
+        let server = try self.server()
+        defer { server.stop() }
+        let registered = try await server.request("POST", "/api/auth/register", json: ["email": "dan@example.org", "password": "correct horse"])
+        #expect(registered.status == 201)
+        let token = try await server.login("dan@example.org", "correct horse")
+        #expect(try await server.request("POST", "/api/auth/logout-all", token: token).status == 204)
+
+        kill(server.process.processIdentifier, SIGTERM)
+        let exited = try await self.waitUntil(within: .seconds(20)) { !server.process.isRunning }
+        #expect(exited != nil, "tessera serve was still running 20 s after SIGTERM")
+        server.process.waitUntilExit()
+        #expect(server.process.terminationReason == .exit)
+        #expect(server.process.terminationStatus == 0)
+        let log = try String(contentsOf: server.logFile, encoding: .utf8)
+        let waiting = try #require(log.range(of: "shutting down: waiting for in-flight commits"), "\(log)")
+        let durable = try #require(log.range(of: "shut down: every acknowledged commit is durable"), "\(log)")
+        #expect(waiting.upperBound <= durable.lowerBound)
+        let signedIn = try #require(log.split(separator: "\n").first { $0.contains("signed in") })
+        let lowercaseId = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        #expect(signedIn.contains(try Regex("session=\(lowercaseId) user=\(lowercaseId)")), "\(signedIn)")
+        let revokedLine = try #require(log.split(separator: "\n").first { $0.contains("revoked") && $0.contains("kind=subject") }, "\(log)")
+        #expect(revokedLine.contains(/seq=\d+/), "\(revokedLine)")
+        #expect(!log.contains("seq=["), "\(log)")
+    }
 }

@@ -32,7 +32,7 @@ import TesseraCore
                 ).run()
             }
 
-            #expect(try await migrator.migrate() == [2, 3, 4, 5])
+            #expect(try await migrator.migrate() == [2, 3, 4, 5, 6])
             #expect(try await migrator.migrate() == [])
             #expect(try await migrator.currentVersion() == Migrations.latestVersion)
 
@@ -79,7 +79,7 @@ import TesseraCore
                     ).run()
                 }
             }
-            #expect(try await migrator.migrate() == [4, 5])
+            #expect(try await migrator.migrate() == [4, 5, 6])
             let store = SQLAuthStore(database: handle)
             #expect(try await store.credentials(normalizedEmail: "ann@example.org")?.user.id == ids[0])
             #expect(try await store.credentials(normalizedEmail: "full@example.org")?.user.email == "FULL@example.org")
@@ -132,12 +132,45 @@ import TesseraCore
                     "INSERT INTO revocations (kind, user_id, revoked_at, reason) VALUES ('subject', \(bind: user), 50, 'why not')"
                 ).run()
             }
-            #expect(try await migrator.migrate() == [4, 5])
+            #expect(try await migrator.migrate() == [4, 5, 6])
             let causes = try await handle.read { db in
                 try await db.raw("SELECT cause FROM revocations ORDER BY seq").all().map { try $0.decode(column: "cause", as: String.self) }
             }
             #expect(causes == ["sign_out_everywhere", "admin_revoke", "revoke_all", "deactivated", "unknown"])
             #expect(!RevocationCause(stored: "unknown").isUndoable)
+            await handle.close()
+        }
+    }
+
+    /// A revoke of several users written before `audit_subjects` existed is found by each of them after the
+    /// upgrade: its list comes from the `userIds` of its details. A malformed id is skipped, not fatal.
+    @Test func upgradingListsTheSubjectsOfEarlierRevokesOfSeveralUsers() async throws {
+        try await TestDatabase.with { database in
+            let handle = try await SQLiteDatabaseHandle.open(path: database.path, logger: TestDatabase.logger)
+            let migrator = Migrator(database: handle, logger: TestDatabase.logger)
+            #expect(try await migrator.migrate(upTo: 5) == [1, 2, 3, 4, 5])
+            let (ann, bob, carol) = (UUID(), UUID(), UUID())
+            try await handle.transaction { db in
+                let several = "{\"count\":\"3\",\"userIds\":\"\(Column.id(ann)),\(Column.id(bob)),not-an-id\"}"
+                try await db.raw("INSERT INTO audit_events (at, event, details) VALUES (10, 'REVOKE_USERS', \(bind: several))").run()
+                let one = "{\"count\":\"1\",\"userIds\":\"\(Column.id(carol))\"}"
+                try await db.raw(
+                    "INSERT INTO audit_events (at, event, subject_id, details) VALUES (20, 'REVOKE_USERS', \(bind: Column.id(carol)), \(bind: one))"
+                ).run()
+                try await db.raw("INSERT INTO audit_events (at, event, details) VALUES (30, 'REVOKE_ALL', '{}')").run()
+            }
+            #expect(try await migrator.migrate() == [6])
+            let store = SQLAuthStore(database: handle)
+            for person in [ann, bob] {
+                let found = try await store.auditEvents(AuditQuery(userId: person))
+                #expect(found.map(\.at) == [Date(timeIntervalSince1970: 0.01)])
+                #expect(Set(found.first?.subjectIds ?? []) == [ann, bob])
+            }
+            #expect(try await store.auditEvents(AuditQuery(userId: carol)).map(\.subjectIds) == [[]])
+            let listed = try await handle.read { db in
+                try await db.raw("SELECT COUNT(*) AS n FROM audit_subjects").first()?.decode(column: "n", as: Int.self)
+            }
+            #expect(listed == 2)
             await handle.close()
         }
     }

@@ -24,7 +24,11 @@ public struct AuditRecord: Sendable, Equatable {
     public var at: Date
     public var event: AuditEventName
     public var actorId: UUID?
+    /// The one account the event acted on; nil when it acted on none or on several.
     public var subjectId: UUID?
+    /// Every account an event with several subjects acted on (a revoke of many users), empty otherwise: reading
+    /// the log by user finds the row from each of them.
+    public var subjectIds: [UUID]
     public var sessionId: UUID?
     public var terminalId: String?
     public var ip: String?
@@ -32,14 +36,15 @@ public struct AuditRecord: Sendable, Equatable {
     public var details: [String: String]
 
     public init(
-        id: Int64? = nil, at: Date, event: AuditEventName, actorId: UUID? = nil, subjectId: UUID? = nil, sessionId: UUID? = nil,
-        origin: RequestOrigin = RequestOrigin(), details: [String: String] = [:]
+        id: Int64? = nil, at: Date, event: AuditEventName, actorId: UUID? = nil, subjectId: UUID? = nil, subjectIds: [UUID] = [],
+        sessionId: UUID? = nil, origin: RequestOrigin = RequestOrigin(), details: [String: String] = [:]
     ) {
         self.id = id
         self.at = at
         self.event = event
         self.actorId = actorId
         self.subjectId = subjectId
+        self.subjectIds = subjectIds
         self.sessionId = sessionId
         self.terminalId = origin.terminalId
         self.ip = origin.ip
@@ -50,6 +55,7 @@ public struct AuditRecord: Sendable, Equatable {
 
 /// Filters for reading the audit log, newest first.
 public struct AuditQuery: Sendable {
+    /// Only rows where this account is the actor or one of the subjects.
     public var userId: UUID?
     public var event: AuditEventName?
     public var since: Date?

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Sign-out in all its forms, password changes and operator revocations: each one transaction in the store,
 /// then applied to the local index before returning (read-your-writes).
@@ -102,7 +103,8 @@ extension AuthService {
         var details = ["userIds": unique.map { $0.lowercasedString }.joined(separator: ","), "count": "\(unique.count)"]
         if let reason { details["reason"] = reason }
         let audit = AuditRecord(
-            at: now, event: .revokeUsers, actorId: actorId, subjectId: unique.count == 1 ? unique[0] : nil, origin: origin, details: details
+            at: now, event: .revokeUsers, actorId: actorId, subjectId: unique.count == 1 ? unique[0] : nil,
+            subjectIds: unique.count > 1 ? unique : [], origin: origin, details: details
         )
         let outcome = try await self.commit(RevocationRequest(target: .subjects(unique), cause: .adminRevoke, actorId: actorId, reason: reason, at: now, audit: [audit]))
         return outcome.entries.count
@@ -125,10 +127,14 @@ extension AuthService {
     func commit(_ request: RevocationRequest) async throws -> RevocationOutcome {
         let outcome = try await self.store.revoke(request)
         self.index.apply(outcome.entries, now: request.at)
-        self.logger.info(
-            "revoked",
-            metadata: ["kind": "\(outcome.entries.first?.kind.name ?? "none")", "rows": "\(outcome.entries.count)", "reason": "\(request.reason ?? "")"]
-        )
+        var metadata: Logger.Metadata = [
+            "kind": "\(outcome.entries.first?.kind.name ?? "none")", "rows": "\(outcome.entries.count)", "reason": "\(request.reason ?? "")",
+        ]
+        if let first = outcome.entries.first?.seq, let last = outcome.entries.last?.seq {
+            metadata["seq"] = "\(first)"
+            if last != first { metadata["lastSeq"] = "\(last)" }
+        }
+        self.logger.info("revoked", metadata: metadata)
         return outcome
     }
 }

@@ -56,7 +56,7 @@ public struct AuthService: Sendable {
             details: ["role": role.rawValue]
         )
         let user = try await self.store.createUser(newUser, audit: audit)
-        self.logger.info("user registered", metadata: ["user": "\(user.id)"])
+        self.logger.info("user registered", metadata: ["user": "\(user.id.lowercasedString)"])
         return user
     }
 
@@ -118,7 +118,7 @@ public struct AuthService: Sendable {
             details: origin.deviceName.map { ["deviceName": $0] } ?? [:]
         )
         let grant = try await self.store.openSession(session, audit: audit)
-        self.logger.info("signed in", metadata: ["user": "\(grant.user.id)", "session": "\(grant.session.id)"])
+        self.logger.info("signed in", metadata: ["user": "\(grant.user.id.lowercasedString)", "session": "\(grant.session.id.lowercasedString)"])
         return try await self.issuePair(for: grant, refreshToken: refreshToken, now: now)
     }
 
@@ -143,7 +143,10 @@ public struct AuthService: Sendable {
             return try await self.issuePair(for: grant, refreshToken: successor, now: now)
         case .reused(let outcome):
             self.index.apply(outcome.entries, now: now)
-            self.logger.warning("refresh token reuse: session revoked", metadata: ["seq": "\(outcome.entries.map(\.seq))"])
+            self.logger.warning(
+                "refresh token reuse: session revoked",
+                metadata: ["rows": "\(outcome.entries.count)", "seq": "\(outcome.entries.first.map { String($0.seq) } ?? "-")"]
+            )
             throw AuthError.invalidRefreshToken
         case .invalid:
             throw AuthError.invalidRefreshToken

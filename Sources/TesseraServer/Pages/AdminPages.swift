@@ -79,7 +79,8 @@ struct AdminPages {
             self.atISO = record.at.ISO8601Format()
             self.event = record.event.rawValue
             self.actor = person(record.actorId)
-            self.subject = person(record.subjectId)
+            // A revoke of several accounts names each of them.
+            self.subject = record.subjectIds.isEmpty ? person(record.subjectId) : record.subjectIds.map { person($0) }.joined(separator: ", ")
             self.ip = record.ip ?? "—"
             self.client = record.userAgent.map { PageFormat.userAgent($0) } ?? "—"
             var pairs: [DetailPair] = []
@@ -131,7 +132,7 @@ struct AdminPages {
             nextAuditCursor = audit.nextCursor
         }
         let undoable = try await self.auth.undoableCuts(userIds: users.users.map(\.id))
-        let people = Set(events.flatMap { [$0.actorId, $0.subjectId].compactMap { $0 } })
+        let people = Set(events.flatMap { [$0.actorId, $0.subjectId].compactMap { $0 } + $0.subjectIds })
         let emails = try await self.auth.emails(of: Array(people))
         let page = AdminPage(
             header: try PageHeader(user: me, context: context, onAdmin: true),

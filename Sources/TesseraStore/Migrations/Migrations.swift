@@ -1,7 +1,9 @@
 /// Tessera's schema, step by step. Times are milliseconds since 1970 (BIGINT), ids lower-case UUID text.
 public enum Migrations {
     /// Every step, oldest first.
-    public static let all: [Migration] = [accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers]
+    public static let all: [Migration] = [
+        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects,
+    ]
 
     /// The latest schema version.
     public static var latestVersion: Int { all.last?.version ?? 0 }
@@ -171,5 +173,24 @@ public enum Migrations {
             """
         ],
         rewrite: { db, logger in try await IdentifierRewrite.run(on: db, logger: logger) }
+    )
+
+    /// An event that acts on several accounts (a revoke of many users) lists each in `audit_subjects`, so that
+    /// reading the log by user finds it from every one of them. Older such rows get their list from the
+    /// comma-separated `userIds` of their details; the list goes when the row is pruned.
+    static let auditSubjects = Migration(
+        version: 6,
+        name: "audit subjects",
+        statements: [
+            """
+            CREATE TABLE audit_subjects (
+                audit_id BIGINT NOT NULL REFERENCES audit_events (id) ON DELETE CASCADE,
+                subject_id TEXT NOT NULL,
+                PRIMARY KEY (audit_id, subject_id)
+            )
+            """,
+            "CREATE INDEX audit_subjects_by_subject ON audit_subjects (subject_id, audit_id)",
+        ],
+        rewrite: { db, _ in try await SQLAuthStore.backfillAuditSubjects(on: db) }
     )
 }
