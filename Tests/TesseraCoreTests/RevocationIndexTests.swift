@@ -105,6 +105,81 @@ import Testing
         #expect(index.counts.sessions == 0)
     }
 
+    /// Attack: a session revoked again (say a second sign-out after its tokens were refreshed) must not come back to
+    /// life when its first `until` passes. Pruning drops exactly the entries whose second has passed, nothing else.
+    @Test func pruningRemovesExactlyTheExpiredEntriesAndKeepsAnEntryRevokedAgainUntilLater() {
+        let index = RevocationIndex()
+        var expiring: [(jti: UUID, session: UUID, seconds: Int)] = []
+        var rows: [RevocationEntry] = []
+        for n in 0..<600 {
+            let seconds = 1 + n % 300
+            let row = (jti: UUID(), session: UUID(), seconds: seconds)
+            expiring.append(row)
+            rows.append(self.entry(Int64(2 * n + 1), .token(jti: row.jti, until: self.now.addingTimeInterval(Double(seconds)))))
+            rows.append(self.entry(Int64(2 * n + 2), .session(id: row.session, until: self.now.addingTimeInterval(Double(seconds)))))
+        }
+        index.apply(rows, now: self.now)
+        let revokedAgain = expiring[0].session
+        let lateRowWithEarlierUntil = expiring[1].jti
+        index.apply(
+            [
+                self.entry(2000, .session(id: revokedAgain, until: self.now.addingTimeInterval(900))),
+                self.entry(2001, .token(jti: lateRowWithEarlierUntil, until: self.now.addingTimeInterval(900))),
+                self.entry(1, .token(jti: lateRowWithEarlierUntil, until: self.now.addingTimeInterval(1))),
+            ],
+            now: self.now
+        )
+
+        let cut = 150
+        let expired = expiring.filter { $0.seconds < cut }
+        let removed = index.prune(now: self.now.addingTimeInterval(Double(cut)))
+        #expect(removed == 2 * expired.count - 2, "all but the two kept until later")
+        for row in expiring {
+            let kept = row.seconds >= cut
+            #expect(index.isRevoked(self.token(session: row.session)) == (kept || row.session == revokedAgain))
+            #expect(index.isRevoked(self.token(jti: row.jti)) == (kept || row.jti == lateRowWithEarlierUntil))
+        }
+        #expect(index.prune(now: self.now.addingTimeInterval(Double(cut))) == 0, "nothing left to prune at the same time")
+        #expect(index.prune(now: self.now.addingTimeInterval(901)) == 2 * (expiring.count - expired.count) + 2)
+        #expect(index.counts.tokens == 0)
+        #expect(index.counts.sessions == 0)
+    }
+
+    /// The follower prunes every minute while every request reads the index under the same lock: a prune of a
+    /// burst of 200,000 expired revocations must hand the lock back every `pruneSliceSize` entries (the whole rebuild
+    /// it replaces held it for tens of milliseconds at a million), and requests in between see every live entry.
+    @Test func aPruneOfTwoHundredThousandExpiredEntriesExaminesAtMostASlicePerHoldOfTheLock() {
+        let index = RevocationIndex(stalenessBound: .seconds(3600))
+        let liveSession = UUID()
+        var rows: [RevocationEntry] = []
+        rows.reserveCapacity(200_001)
+        for n in 0..<200_000 {
+            let until = self.now.addingTimeInterval(Double(1 + n % 900))
+            rows.append(self.entry(Int64(n + 1), n % 2 == 0 ? .token(jti: UUID(), until: until) : .session(id: UUID(), until: until)))
+        }
+        rows.append(self.entry(200_001, .session(id: liveSession, until: self.now.addingTimeInterval(3600))))
+        index.apply(rows, now: self.now)
+        index.markSynced()
+        let live = self.token(session: liveSession)
+
+        var slices: [Int] = []
+        var remaining: [Int] = []
+        let removed = index.prune(now: self.now.addingTimeInterval(1000), sliceSize: RevocationIndex.pruneSliceSize) { examined in
+            slices.append(examined)
+            // Called between two holds: the lock is free (a held `Mutex` would trap here) and the live cut stands.
+            let counts = index.counts
+            remaining.append(counts.tokens + counts.sessions)
+            #expect(index.verdict(for: live) == .revoked)
+        }
+        #expect(removed == 200_000)
+        #expect(slices.max() ?? 0 <= RevocationIndex.pruneSliceSize)
+        #expect(slices.count >= 200_000 / RevocationIndex.pruneSliceSize)
+        #expect(remaining == remaining.sorted(by: >), "each slice takes its share off")
+        #expect(remaining.last == 1)
+        #expect(index.prune(now: self.now.addingTimeInterval(1000)) == 0)
+        #expect(index.verdict(for: live) == .revoked)
+    }
+
     @Test func rowsAlreadyExpiredAreNotKept() {
         let index = RevocationIndex()
         index.apply([self.entry(1, .token(jti: UUID(), until: self.now.addingTimeInterval(-10)))], now: self.now)

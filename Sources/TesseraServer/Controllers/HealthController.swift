@@ -29,12 +29,14 @@ struct HealthController {
 
     static let databaseCheckBound: Duration = .milliseconds(800)
 
-    /// Whether the work finishes without error within the bound. Work still running at the bound is left to
-    /// finish on its own (a SQLite call cannot be interrupted); its answer is then ignored.
+    /// Whether the work finishes without error within the bound, counted from when the work starts (a process
+    /// short of CPU must not report its database as down). Work still running at the bound is left to finish on its
+    /// own (a SQLite call cannot be interrupted); its answer is then ignored.
     static func succeeds(within bound: Duration, _ work: @escaping @Sendable () async throws -> Void) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let answer = FirstAnswer(continuation)
             Task {
+                answer.markStarted()
                 do {
                     try await work()
                     answer.give(true)
@@ -43,8 +45,10 @@ struct HealthController {
                 }
             }
             Task {
-                try? await Task.sleep(for: bound)
-                answer.give(false)
+                while !answer.isGiven {
+                    try? await Task.sleep(for: .milliseconds(50))
+                    if let since = answer.startedAt, since.duration(to: .now) >= bound { answer.give(false) }
+                }
             }
         }
     }
@@ -64,4 +68,10 @@ private final class FirstAnswer: Sendable {
             pending = nil
         }
     }
+
+    var isGiven: Bool { self.continuation.withLock { $0 == nil } }
+
+    private let started = Mutex<ContinuousClock.Instant?>(nil)
+    func markStarted() { self.started.withLock { $0 = .now } }
+    var startedAt: ContinuousClock.Instant? { self.started.withLock { $0 } }
 }
