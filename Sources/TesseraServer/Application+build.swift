@@ -53,7 +53,7 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
     let pool = NIOThreadPool(numberOfThreads: threads)
     pool.start()
     do {
-        let bcrypt = BcryptPasswordHasher(cost: configuration.bcryptCost, threadPool: pool)
+        let bcrypt = BcryptPasswordHasher(cost: configuration.bcryptCost, threadPool: pool, yieldsToRequests: true)
         let started = ContinuousClock.now
         _ = try await bcrypt.hash(OpaqueToken.generate())
         let capacity = BoundedPasswordHasher.capacity(threads: threads, hashDuration: started.duration(to: .now))
@@ -131,7 +131,12 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
         router: buildRouter(services: services, configuration: configuration, renderer: renderer),
         // A connection that has not sent a whole request head within the timeout, or sits idle between requests
         // that long, is closed: half-open connections must not hold file descriptors until they run out.
-        server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.requestTimeout.components.seconds) * 1_000_000_000))),
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [UnknownMethodHandler()],
+                idleTimeout: .nanoseconds(Int64(configuration.requestTimeout.components.seconds) * 1_000_000_000)
+            )
+        ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tessera"),
         onServerRunning: { channel in
             // Only now is the socket bound: "ready" is never logged for a server that could not listen.
