@@ -137,7 +137,7 @@ import TesseraCore
             // An operator's mistaken revoke before the security cut: undoable on its own, but not past the cut.
             _ = try await client.postJSON("/api/admin/revoke", ["userIds": [id], "reason": "oops"], token: admin)
             let owner = try await client.login()
-            let token = try owner.string("accessToken")
+            let token = try #require(owner.string("accessToken"))
             switch cut {
             case "password":
                 #expect(try await client.postJSON("/api/me/password", ["currentPassword": "correct horse", "newPassword": "battery staple"], token: token).status == .ok)
@@ -158,7 +158,7 @@ import TesseraCore
             }
             #expect(try await client.ping(stolen.string("accessToken")) == .unauthorized)
             #expect(try await client.ping(token) == .unauthorized)
-            let refresh = try await client.postJSON("/api/auth/refresh", ["refreshToken": try stolen.string("refreshToken")])
+            let refresh = try await client.postJSON("/api/auth/refresh", ["refreshToken": try #require(stolen.string("refreshToken"))])
             #expect(refresh.status == .unauthorized)
             let audit = try JSONBody(try await client.call(.get, "/api/admin/audit?event=UNREVOKE_REFUSED&userId=\(id)", token: admin))
             #expect((audit["events"] as? [[String: Any]])?.count == 2)
