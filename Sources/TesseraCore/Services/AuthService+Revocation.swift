@@ -64,8 +64,7 @@ extension AuthService {
             let credentials = try await self.store.credentials(normalizedEmail: normalized)
         else { throw AuthError.userNotFound }
         let attempt = LoginThrottle.Attempt(account: normalized, address: origin.ip)
-        let delay = try await self.throttle.check(attempt, now: now)
-        if delay > .zero { try await Task.sleep(for: delay) }
+        try await self.throttle.admit(attempt, now: now)
         guard try await self.checkPassword(currentPassword, against: credentials.passwordHash) else {
             try await self.throttle.recordFailure(attempt, now: now)
             throw AuthError.invalidCredentials

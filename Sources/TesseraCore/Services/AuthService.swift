@@ -78,8 +78,7 @@ public struct AuthService: Sendable {
         let normalized = address ?? email.lowercased()
         let now = self.clock.now()
         let attempt = LoginThrottle.Attempt(account: normalized, address: origin.ip, trustedDevice: trustedDevice)
-        let delay = try await self.throttle.check(attempt, now: now)
-        if delay > .zero { try await Task.sleep(for: delay) }
+        try await self.throttle.admit(attempt, now: now)
 
         var credentials: UserCredentials?
         if let address { credentials = try await self.store.credentials(normalizedEmail: address) }

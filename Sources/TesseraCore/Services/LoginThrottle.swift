@@ -87,6 +87,12 @@ public struct LoginThrottle: Sendable {
         return onAccount.count >= self.limits.perAccountBeforeSlowing ? self.limits.slowdown : .zero
     }
 
+    /// ``check(_:now:)``, then waits out the slowdown it asks for: what a sign-in does before checking a password.
+    public func admit(_ attempt: Attempt, now: Date) async throws {
+        let delay = try await self.check(attempt, now: now)
+        if delay > .zero { try await Task.sleep(for: delay) }
+    }
+
     /// Records one failed attempt on every counter it belongs to.
     public func recordFailure(_ attempt: Attempt, now: Date) async throws {
         let keep = max(self.limits.perAddress, self.limits.perAccountBeforeSlowing, self.limits.perAccountAndAddress)
