@@ -1,3 +1,5 @@
+import Foundation
+
 /// Finds a member named twice in one JSON object, anywhere in a document.
 ///
 /// JSON parsers disagree on `{"alg":"HS256","alg":"none"}` (first wins, last wins, error), and a verifier that reads
@@ -75,16 +77,21 @@ enum JSONDuplicateMembers {
                 self.index += 1
                 let value = self.scanValue(depth: depth + 1)
                 guard value == .ok else { return value }
-                self.skipSpace()
-                guard self.index < self.bytes.count else { return .malformed }
-                if self.bytes[self.index] == 0x2C {
-                    self.index += 1
-                    continue
-                }
-                guard self.bytes[self.index] == 0x7D else { return .malformed }
-                self.index += 1
-                return .ok
+                if let end = self.afterElement(closing: 0x7D) { return end }
             }
+        }
+
+        /// After a member or an element: a comma (nil: another follows), or the closing bracket (`.ok`).
+        mutating func afterElement(closing: UInt8) -> Outcome? {
+            self.skipSpace()
+            guard self.index < self.bytes.count else { return .malformed }
+            if self.bytes[self.index] == 0x2C {
+                self.index += 1
+                return nil
+            }
+            guard self.bytes[self.index] == closing else { return .malformed }
+            self.index += 1
+            return .ok
         }
 
         mutating func scanArray(depth: Int) -> Outcome {
@@ -97,15 +104,7 @@ enum JSONDuplicateMembers {
             while true {
                 let value = self.scanValue(depth: depth + 1)
                 guard value == .ok else { return value }
-                self.skipSpace()
-                guard self.index < self.bytes.count else { return .malformed }
-                if self.bytes[self.index] == 0x2C {
-                    self.index += 1
-                    continue
-                }
-                guard self.bytes[self.index] == 0x5D else { return .malformed }
-                self.index += 1
-                return .ok
+                if let end = self.afterElement(closing: 0x5D) { return end }
             }
         }
 
@@ -161,13 +160,7 @@ enum JSONDuplicateMembers {
         static func hex(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> UInt16? {
             var value: UInt16 = 0
             for digit in digits {
-                let nibble: UInt8
-                switch digit {
-                case 0x30...0x39: nibble = digit - 0x30
-                case 0x41...0x46: nibble = digit - 0x41 + 10
-                case 0x61...0x66: nibble = digit - 0x61 + 10
-                default: return nil
-                }
+                guard let nibble = UUID.hexValue(digit) else { return nil }
                 value = value << 4 | UInt16(nibble)
             }
             return value

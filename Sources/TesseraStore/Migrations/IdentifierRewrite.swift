@@ -12,25 +12,10 @@ enum IdentifierRewrite {
         let address: EmailAddress?
     }
 
+    /// The bytes of the hex text the database gave (`hex()` in SQLite, `encode(…, 'hex')` in PostgreSQL).
     static func bytes(hex: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var high: UInt8?
-        for character in hex.utf8 {
-            let nibble: UInt8
-            switch character {
-            case 0x30...0x39: nibble = character - 0x30
-            case 0x41...0x46: nibble = character - 0x41 + 10
-            case 0x61...0x66: nibble = character - 0x61 + 10
-            default: continue
-            }
-            if let pending = high {
-                bytes.append(pending << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
-        }
-        return bytes
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...($0 + 1)], as: UTF8.self), radix: 16) }
     }
 
     static func run(on db: any SQLDatabase, logger: Logger) async throws {
