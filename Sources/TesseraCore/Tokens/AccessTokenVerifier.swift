@@ -13,7 +13,7 @@ public struct AccessTokenVerifier: Sendable {
     /// The `typ` written and required (RFC 9068).
     public static let tokenType = "at+jwt"
     /// Longer tokens are refused unread; ours are about 450 bytes.
-    public static let maximumTokenLength = 4096
+    public static let maximumTokenLength = BearerToken.maximumTokenLength
 
     struct Header: Decodable {
         var alg: String?

@@ -10,8 +10,10 @@ public enum BearerToken {
         case otherScheme
     }
 
-    /// Longer header values are refused unread (a token of ``AccessTokenVerifier/maximumTokenLength`` and the scheme).
-    public static let maximumLength = 4096 + 16
+    /// Longer tokens are refused unread; ours are about 450 bytes.
+    public static let maximumTokenLength = 4096
+    /// Longer header values are refused unread: the longest token and the scheme.
+    public static let maximumLength = Self.maximumTokenLength + 16
 
     /// Reads a header value's bytes. Works on the UTF-8 bytes in place: splitting a 450-byte header as `Character`s
     /// showed up as the largest cost of a protected request in a profile.
