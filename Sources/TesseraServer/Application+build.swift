@@ -54,19 +54,18 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
     pool.start()
     do {
         let bcrypt = BcryptPasswordHasher(cost: configuration.bcryptCost, threadPool: pool, yieldsToRequests: true)
-        let started = ContinuousClock.now
-        _ = try await bcrypt.hash(OpaqueToken.generate())
-        let capacity = BoundedPasswordHasher.capacity(threads: threads, hashDuration: started.duration(to: .now))
-        logger.debug("password hashing", metadata: ["threads": "\(threads)", "queue": "\(capacity)"])
+        // Its capacity is calibrated from the decoy password AuthService hashes at start: no hash of its own.
+        let hasher = BoundedPasswordHasher(base: bcrypt, threads: threads)
         let auth = try await AuthService(
             store: store,
             index: index,
-            hasher: BoundedPasswordHasher(base: bcrypt, capacity: capacity),
+            hasher: hasher,
             key: try await SigningKey(secret: secret),
             settings: configuration.tokens,
             logger: logger
         )
         _ = try await caughtUp
+        logger.debug("password hashing", metadata: ["threads": "\(threads)", "queue": "\(hasher.capacity)"])
         let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
         return TesseraServices(auth: auth, follower: follower, browser: browser, hashingThreads: pool)
     } catch {

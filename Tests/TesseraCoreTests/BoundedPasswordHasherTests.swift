@@ -34,6 +34,25 @@ import Testing
         try await pool.shutdownGracefully()
     }
 
+    /// The capacity is calibrated from the first hash (the decoy hash at start), not from a hash of its own.
+    @Test func theCapacityIsCalibratedFromTheFirstHash() async throws {
+        // Its own pool, as the server gives it: the first hash measures hashing, not a queue shared with other tests.
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let hasher = BoundedPasswordHasher(base: BcryptPasswordHasher(cost: 4, threadPool: pool), threads: 1)
+        #expect(hasher.capacity == 1)
+        let started = ContinuousClock.now
+        _ = try await hasher.hash("correct horse")
+        let outer = started.duration(to: .now)
+        // The hash it timed took at most as long as the call around it, so its capacity is at least the one for that.
+        #expect(hasher.capacity >= BoundedPasswordHasher.capacity(threads: 1, hashDuration: outer))
+        #expect(hasher.capacity <= BoundedPasswordHasher.capacity(threads: 1, hashDuration: .zero))
+        let calibrated = hasher.capacity
+        _ = try await hasher.verify("correct horse", against: try await BcryptPasswordHasher(cost: 4).hash("correct horse"))
+        #expect(hasher.capacity == calibrated)
+        try await pool.shutdownGracefully()
+    }
+
     @Test func theBoundFollowsTheCostAndTheThreads() {
         #expect(BoundedPasswordHasher.capacity(threads: 1, hashDuration: .milliseconds(250)) == 4)
         #expect(BoundedPasswordHasher.capacity(threads: 3, hashDuration: .milliseconds(100)) == 30)

@@ -9,21 +9,41 @@ import Synchronization
 /// from the cost and the cores: the threads that hash, times how many hashes each does within ``targetWait``.
 public struct BoundedPasswordHasher: PasswordHasher {
     let base: any PasswordHasher
-    /// The most hashes running or waiting at once.
-    public let capacity: Int
-    private let counter = Counter()
+    /// Hashing threads, when the capacity is to be calibrated from the first hash; nil when it was given.
+    let threads: Int?
+    private let counter: Counter
 
     /// How long a sign-in should wait for its hash at most, queue included.
     public static let targetWait: Duration = .seconds(1)
 
     private final class Counter: Sendable {
         let value = Mutex(0)
+        let capacity: Mutex<Int>
+        let calibrated: Mutex<Bool>
+
+        init(capacity: Int, calibrated: Bool) {
+            self.capacity = Mutex(max(1, capacity))
+            self.calibrated = Mutex(calibrated)
+        }
     }
 
+    /// A fixed capacity.
     public init(base: any PasswordHasher, capacity: Int) {
         self.base = base
-        self.capacity = max(1, capacity)
+        self.threads = nil
+        self.counter = Counter(capacity: capacity, calibrated: true)
     }
+
+    /// A capacity calibrated from the first hash made (the decoy hash at start), so that finding the cost of a hash
+    /// costs no hash of its own; until then, one hash per thread.
+    public init(base: any PasswordHasher, threads: Int) {
+        self.base = base
+        self.threads = max(1, threads)
+        self.counter = Counter(capacity: max(1, threads), calibrated: false)
+    }
+
+    /// The most hashes running or waiting at once.
+    public var capacity: Int { self.counter.capacity.withLock { $0 } }
 
     /// The capacity for `threads` hashing threads when one hash takes `hashDuration`.
     public static func capacity(threads: Int, hashDuration: Duration) -> Int {
@@ -37,7 +57,13 @@ public struct BoundedPasswordHasher: PasswordHasher {
     public func hash(_ password: String) async throws -> String {
         try self.enter()
         defer { self.leave() }
-        return try await self.base.hash(password)
+        let started = ContinuousClock.now
+        let hash = try await self.base.hash(password)
+        if let threads, self.counter.calibrated.withLock({ done in defer { done = true }; return !done }) {
+            let capacity = Self.capacity(threads: threads, hashDuration: started.duration(to: .now))
+            self.counter.capacity.withLock { $0 = capacity }
+        }
+        return hash
     }
 
     public func verify(_ password: String, against hash: String) async throws -> Bool {
@@ -48,7 +74,7 @@ public struct BoundedPasswordHasher: PasswordHasher {
 
     private func enter() throws(AuthError) {
         let admitted = self.counter.value.withLock { count -> Bool in
-            guard count < self.capacity else { return false }
+            guard count < self.counter.capacity.withLock({ $0 }) else { return false }
             count += 1
             return true
         }
