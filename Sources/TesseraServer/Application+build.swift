@@ -9,6 +9,8 @@ import TesseraStore
 /// What ``buildApplication(configuration:logger:)`` hands back besides the app, for tests and the CLI.
 public struct TesseraServices: Sendable {
     public let auth: AuthService
+    /// The store the service reads and writes (the same one `auth` holds).
+    public let store: SQLAuthStore
     public let follower: RevocationLogFollower
     /// Cookies and CSRF tokens of the web pages.
     public let browser: BrowserSession
@@ -17,7 +19,7 @@ public struct TesseraServices: Sendable {
 
     /// Closes the database connections and stops the hashing threads.
     public func close() async {
-        if let store = self.auth.store as? SQLAuthStore { await store.database.close() }
+        await self.store.database.close()
         try? await self.hashingThreads.shutdownGracefully()
     }
 }
@@ -31,7 +33,7 @@ public struct TesseraServices: Sendable {
 public func buildServices(
     configuration: Configuration, logger: Logger, loadRevocationLog: Bool = true, createDatabase: Bool = true
 ) async throws -> TesseraServices {
-    let store = try await StoreFactory.open(configuration.database, create: createDatabase, logger: logger)
+    let store = try await StoreFactory.open(configuration.database, create: createDatabase, poolSize: configuration.databasePoolSize, logger: logger)
     do {
         return try await buildServices(on: store, configuration: configuration, logger: logger, loadRevocationLog: loadRevocationLog)
     } catch {
@@ -43,7 +45,9 @@ public func buildServices(
 
 private func buildServices(on store: SQLAuthStore, configuration: Configuration, logger: Logger, loadRevocationLog: Bool) async throws -> TesseraServices {
     let secret = try SecretResolver.resolve(configuration, logger: logger)
-    let index = RevocationIndex(stalenessBound: configuration.stalenessBound)
+    // A user's cut-off is kept while a token or session issued before it could still be presented.
+    let cutoffLifetime = configuration.tokens.refreshTokenTTL + configuration.tokens.accessTokenTTL + Housekeeping.revocationGrace
+    let index = RevocationIndex(stalenessBound: configuration.stalenessBound, cutoffLifetime: cutoffLifetime)
     let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
     // The whole log is applied before the first request is answered; it is read while the decoy password is hashed.
     async let caughtUp: Int = loadRevocationLog ? follower.catchUp() : 0
@@ -62,16 +66,24 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
             hasher: hasher,
             key: try await SigningKey(secret: secret),
             settings: configuration.tokens,
+            throttle: LoginThrottle(counter: failureCounter(for: store)),
             logger: logger
         )
         _ = try await caughtUp
         logger.debug("password hashing", metadata: ["threads": "\(threads)", "queue": "\(hasher.capacity)"])
         let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
-        return TesseraServices(auth: auth, follower: follower, browser: browser, hashingThreads: pool)
+        return TesseraServices(auth: auth, store: store, follower: follower, browser: browser, hashingThreads: pool)
     } catch {
         try? await pool.shutdownGracefully()
         throw error
     }
+}
+
+/// Where failed sign-ins are counted. On PostgreSQL, in the database, so that every instance sees the same counts
+/// and an attacker cannot multiply the limits by the number of instances; on SQLite (one machine, one server) in
+/// memory, which costs no write per failure.
+func failureCounter(for store: SQLAuthStore) -> any FailureCounter {
+    store.database.flavor == .postgres ? SQLFailureCounter(database: store.database) : InMemoryFailureCounter()
 }
 
 /// Builds the router: the JSON API of the contract, the web pages, and 405 answers for other methods on their paths.
@@ -151,7 +163,7 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     )
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
     app.addServices(StoreCloser(services: services, logger: logger), services.follower)
-    app.addServices(Housekeeping(store: services.auth.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
+    app.addServices(Housekeeping(store: services.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
     return app
 }
 

@@ -7,6 +7,8 @@ import TesseraCore
 /// - revocation rows of single tokens and sessions go an hour after the last token they cover expired: the index
 ///   drops them at that point anyway, and a server that starts later need not read them (start-up time follows the
 ///   revocations of the last access-token lifetime, not of all time). Subject and global rows are state and stay.
+/// With several instances on one PostgreSQL database, one of them does a round at a time (an advisory lock); the
+/// others skip it.
 /// - sessions go a week after they expired, with their spent refresh tokens. A refresh token of a session that
 ///   ended more than a week ago is then refused as unknown rather than reported as reuse; within the week, reuse
 ///   is still detected and audited.
@@ -17,12 +19,12 @@ public struct Housekeeping: Service {
     /// How long after it expired a session is kept, with its spent refresh tokens.
     public static let sessionGrace: Duration = .seconds(7 * 86_400)
 
-    let store: any AuthStore
+    let store: SQLAuthStore
     let auditRetention: Duration?
     let interval: Duration
     let logger: Logger
 
-    public init(store: any AuthStore, auditRetentionDays: Int?, interval: Duration = .seconds(3600), logger: Logger) {
+    public init(store: SQLAuthStore, auditRetentionDays: Int?, interval: Duration = .seconds(3600), logger: Logger) {
         self.store = store
         self.auditRetention = auditRetentionDays.map { .seconds(Int64($0) * 86_400) }
         self.interval = interval
@@ -35,9 +37,13 @@ public struct Housekeeping: Service {
         public var auditEvents: Int
     }
 
-    /// Deletes what is past its time now.
+    /// Deletes what is past its time now, unless another instance is doing so (then nil).
     @discardableResult
-    public func pruneOnce(now: Date = Date()) async throws -> Pruned {
+    public func pruneOnce(now: Date = Date()) async throws -> Pruned? {
+        try await self.store.database.exclusively("housekeeping") { try await self.prune(now: now) }
+    }
+
+    private func prune(now: Date) async throws -> Pruned {
         let expired = try await self.store.deleteExpiredRows(
             revocationsBefore: now.addingTimeInterval(-Self.revocationGrace.timeInterval),
             sessionsBefore: now.addingTimeInterval(-Self.sessionGrace.timeInterval)

@@ -1,19 +1,29 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TesseraCore
 
-/// Keeps a ``RevocationIndex`` up to date with the log: loads it whole at start, then reads rows with
-/// `seq > lastApplied` every `interval`, so that a revocation written by another process (the CLI, another
-/// instance) is enforced here within a fraction of a second. Each successful read marks the index current; if
-/// reads keep failing the index goes stale and checks fail closed. Expired token and session entries are pruned.
+/// Keeps a ``RevocationIndex`` up to date with the log: loads it whole at start, then reads what was committed
+/// since its cursor whenever the database announces new rows (PostgreSQL `LISTEN`) and at least every `interval`
+/// (the safety net, and the heartbeat that keeps the index current), so that a revocation written by another
+/// process — the CLI, another instance — is enforced here at once. Each successful read marks the index current; if
+/// reads keep failing the index goes stale and checks fail closed. A cursor the database no longer recognises (a
+/// restored or failed-over cluster) makes it read the whole log and replace the index. Expired entries are pruned.
 public struct RevocationLogFollower: Service {
     let store: any AuthStore
     let index: RevocationIndex
     let interval: Duration
     let pruneEvery: Duration
     let logger: Logger
+    private let position: Position
     static let batchSize = 10_000
+
+    /// Where the follower stands, shared by its copies (the server's and its service's).
+    final class Position: Sendable {
+        let cursor = Mutex<RevocationLogCursor?>(nil)
+        let doorbell = Doorbell()
+    }
 
     public init(store: any AuthStore, index: RevocationIndex, interval: Duration = .milliseconds(200), pruneEvery: Duration = .seconds(60), logger: Logger) {
         self.store = store
@@ -21,24 +31,75 @@ public struct RevocationLogFollower: Service {
         self.interval = interval
         self.pruneEvery = pruneEvery
         self.logger = logger
+        self.position = Position()
     }
 
-    /// Reads every row past the index's cursor and applies them. Returns how many rows were read.
+    /// The cursor the next read continues from (nil before the first).
+    public var cursor: RevocationLogCursor? { self.position.cursor.withLock { $0 } }
+
+    /// Reads every row committed since the cursor and applies them. Returns how many rows were read.
     @discardableResult
     public func catchUp() async throws -> Int {
-        var total = 0
-        while true {
-            let rows = try await self.store.revocations(after: self.index.lastAppliedSeq, limit: Self.batchSize)
-            guard let last = rows.last else { break }
-            self.index.applyFromLog(rows, throughSeq: last.seq)
-            total += rows.count
-            if rows.count < Self.batchSize { break }
+        let cursor = self.cursor
+        do {
+            let read = try await self.read(after: cursor)
+            self.index.markSynced()
+            return read
+        } catch let invalid as RevocationLogCursorInvalid {
+            self.logger.warning(
+                "the database is not the one the index was read from (restored or failed over): reading the whole revocation log again",
+                metadata: ["was": "\(invalid.expectedCluster)", "now": "\(invalid.foundCluster)"]
+            )
+            let read = try await self.reload()
+            self.index.markSynced()
+            return read
         }
-        self.index.markSynced()
-        return total
+    }
+
+    private func read(after cursor: RevocationLogCursor?) async throws -> Int {
+        let count = Atomic<Int>(0)
+        let index = self.index
+        let next = try await self.store.readRevocationLog(after: cursor, pageSize: Self.batchSize) { page in
+            index.applyFromLog(page, throughSeq: page.map(\.seq).max() ?? 0)
+            count.add(page.count, ordering: .relaxed)
+        }
+        self.position.cursor.withLock { $0 = next }
+        return count.load(ordering: .relaxed)
+    }
+
+    /// Reads the whole log into a new table and swaps it in: nothing the old database said is kept.
+    private func reload() async throws -> Int {
+        let collected = Mutex<[RevocationEntry]>([])
+        let next = try await self.store.readRevocationLog(after: nil, pageSize: Self.batchSize) { page in
+            collected.withLock { $0.append(contentsOf: page) }
+        }
+        let entries = collected.withLock { $0 }
+        self.index.replace(with: entries)
+        self.position.cursor.withLock { $0 = next }
+        return entries.count
+    }
+
+    /// Asks for a read now instead of at the next tick.
+    public func wake() {
+        self.position.doorbell.ring()
     }
 
     public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await self.store.watchRevocations { self.wake() }
+            }
+            group.addTask {
+                await self.follow()
+            }
+            // Following ends at shutdown; listening ends with it.
+            await group.next()
+            if !Task.isCancelled, !Task.isShuttingDownGracefully { await group.next() }
+            group.cancelAll()
+        }
+    }
+
+    private func follow() async {
         var sincePrune = ContinuousClock.now
         var failing = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -59,10 +120,75 @@ public struct RevocationLogFollower: Service {
                 sincePrune = .now
             }
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+                try await cancelWhenGracefulShutdown { try await self.position.doorbell.wait(upTo: self.interval) }
             } catch {
                 return
             }
         }
+    }
+}
+
+/// A wake-up that is not lost: a ring while nobody waits is kept for the next wait; many rings make one wake-up.
+final class Doorbell: Sendable {
+    private struct State {
+        var rung = false
+        var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
+        var nextId: UInt64 = 0
+        /// The latest wait whose time ran out (or was cancelled), perhaps before it began waiting.
+        var released: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    func ring() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.rung = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter.continuation
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when rung (or already rung since the last wait), after `limit`, or when the task is cancelled.
+    func wait(upTo limit: Duration) async throws {
+        let id = self.state.withLock { state -> UInt64 in
+            state.nextId += 1
+            return state.nextId
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            self.release(id)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = self.state.withLock { state -> Bool in
+                    if state.rung || state.released >= id || Task.isCancelled {
+                        state.rung = false
+                        return true
+                    }
+                    state.waiter = (id, continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            self.release(id)
+        }
+        try Task.checkCancellation()
+    }
+
+    /// Wakes the waiter of this wait, if it still waits.
+    private func release(_ id: UInt64) {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.released = max(state.released, id)
+            guard let waiter = state.waiter, waiter.id == id else { return nil }
+            state.waiter = nil
+            return waiter.continuation
+        }
+        waiter?.resume()
     }
 }

@@ -5,13 +5,14 @@ import TesseraCore
 public enum StoreFactory {
     /// Opens the database, runs pending migrations (when `migrate` is true), and returns the store over it.
     /// `create: false` refuses a database that does not exist yet (every command but `serve` and `migrate`).
-    public static func open(_ url: DatabaseURL, migrate: Bool = true, create: Bool = true, logger: Logger) async throws -> SQLAuthStore {
+    /// `poolSize` is the most connections a PostgreSQL handle opens (SQLite always uses three).
+    public static func open(_ url: DatabaseURL, migrate: Bool = true, create: Bool = true, poolSize: Int = 10, logger: Logger) async throws -> SQLAuthStore {
         let handle: any SQLDatabaseHandle
         switch url {
         case .sqlite(let path):
             handle = try await SQLiteDatabaseHandle.open(path: path, create: create, logger: logger)
-        case .postgres:
-            throw DatabaseURLError(text: url.description, problem: "PostgreSQL support is not built yet; use a sqlite:// URL")
+        case .postgres(let text):
+            handle = try await PostgresDatabaseHandle.open(url: text, poolSize: poolSize, logger: logger)
         }
         if migrate {
             do {

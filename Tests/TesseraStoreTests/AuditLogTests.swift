@@ -8,8 +8,8 @@ import TesseraCore
 @Suite struct AuditLogTests {
     /// What it stops: a revoke that hides from the trail of the people it cut. An operator reading Bob's trail
     /// must see the revoke that took his tokens even when it took Ann's in the same breath.
-    @Test func aRevokeOfSeveralUsersIsFoundByEachOfThem() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func aRevokeOfSeveralUsersIsFoundByEachOfThem(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let ann = try await process.signUpAndIn("ann@example.org").user.id
                 let bob = try await process.signUpAndIn("bob@example.org").user.id
@@ -37,8 +37,8 @@ import TesseraCore
         }
     }
 
-    @Test func pagingThroughOnePersonsTrailVisitsEachRowOnce() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func pagingThroughOnePersonsTrailVisitsEachRowOnce(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let ann = try await process.signUpAndIn("ann@example.org").user.id
                 let bob = try await process.signUpAndIn("bob@example.org").user.id
@@ -63,8 +63,8 @@ import TesseraCore
         }
     }
 
-    @Test func pruningAnAuditRowDropsItsSubjectList() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func pruningAnAuditRowDropsItsSubjectList(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let ann = try await process.signUpAndIn("ann@example.org").user.id
                 let bob = try await process.signUpAndIn("bob@example.org").user.id

@@ -8,8 +8,8 @@ import TesseraCore
 /// The account and session rules end to end on a real SQLite file: what is written, what the index enforces,
 /// and what another process on the same file sees.
 @Suite struct AuthServiceTests {
-    @Test func signInRightAfterRevokeAllIsAcceptedInTheSameSecond() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func signInRightAfterRevokeAllIsAcceptedInTheSameSecond(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             let clock = ManualWallClock()
             try await database.withProcess(clock: clock) { process in
                 let before = try await process.signUpAndIn()
@@ -25,10 +25,10 @@ import TesseraCore
         }
     }
 
-    @Test func aRefreshRotatesAndASpentRefreshTokenRevokesItsWholeSession() async throws {
+    @Test(arguments: TestBackend.all) func aRefreshRotatesAndASpentRefreshTokenRevokesItsWholeSession(_ backend: TestBackend) async throws {
         // Attack: a stolen refresh token used after (or before) its owner. Whoever comes second loses, and the
         // session is gone for both.
-        try await TestDatabase.with { database in
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let first = try await process.signUpAndIn()
                 let second = try await process.auth.refresh(refreshToken: first.refreshToken, origin: RequestOrigin())
@@ -52,8 +52,8 @@ import TesseraCore
         }
     }
 
-    @Test func aRevocationWrittenByAnotherProcessIsEnforcedAfterTheNextPoll() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func aRevocationWrittenByAnotherProcessIsEnforcedAfterTheNextPoll(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { server in
                 let pair = try await server.signUpAndIn()
                 try await database.withProcess { cli in
@@ -66,8 +66,8 @@ import TesseraCore
         }
     }
 
-    @Test func theFollowerServiceEnforcesAnotherProcessesRevocationWithinASecond() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func theFollowerServiceEnforcesAnotherProcessesRevocationWithinASecond(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { server in
                 let pair = try await server.signUpAndIn()
                 let following = Task { try await server.follower.run() }
@@ -84,8 +84,8 @@ import TesseraCore
         }
     }
 
-    @Test func acknowledgedRevocationsSurviveARestart() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func acknowledgedRevocationsSurviveARestart(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             let (session, everywhere) = try await database.withProcess { process in
                 let a = try await process.signUpAndIn("a@x.org")
                 let b = try await process.signUpAndIn("b@x.org")
@@ -103,8 +103,8 @@ import TesseraCore
         }
     }
 
-    @Test func signingOutOfOtherDevicesKeepsThisOneWithAFreshPair() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func signingOutOfOtherDevicesKeepsThisOneWithAFreshPair(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let laptop = try await process.signUpAndIn(device: "laptop")
                 let phone = try await process.signUpAndIn(device: "phone")
@@ -124,8 +124,8 @@ import TesseraCore
         }
     }
 
-    @Test func changingThePasswordRevokesEveryOtherTokenAndTheOldPassword() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func changingThePasswordRevokesEveryOtherTokenAndTheOldPassword(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let mine = try await process.signUpAndIn(password: "old password")
                 let other = try await process.signUpAndIn(password: "old password")
@@ -145,8 +145,8 @@ import TesseraCore
         }
     }
 
-    @Test func aSessionOfAnotherUserCannotBeRevoked() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func aSessionOfAnotherUserCannotBeRevoked(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let ann = try await process.signUpAndIn("ann@x.org")
                 let bob = try await process.signUpAndIn("bob@x.org")
@@ -159,8 +159,8 @@ import TesseraCore
         }
     }
 
-    @Test func everyEventIsAuditedWithWhereItCameFrom() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func everyEventIsAuditedWithWhereItCameFrom(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let pair = try await process.signUpAndIn()
                 _ = try? await process.auth.login(email: "ann@example.org", password: "wrong password", origin: RequestOrigin(ip: "198.51.100.7"))
@@ -180,10 +180,10 @@ import TesseraCore
         }
     }
 
-    @Test func anUnknownEmailCostsOneBcryptCheckLikeAWrongPassword() async throws {
+    @Test(arguments: TestBackend.all) func anUnknownEmailCostsOneBcryptCheckLikeAWrongPassword(_ backend: TestBackend) async throws {
         // Attack: account enumeration by timing. Both paths run exactly one bcrypt verification.
         let hasher = CountingHasher()
-        try await TestDatabase.with { database in
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess(hasher: hasher) { process in
                 _ = try await process.signUpAndIn()
                 let before = hasher.verifications
@@ -195,8 +195,8 @@ import TesseraCore
         }
     }
 
-    @Test func elevenFailedSignInsLockTheAccountEvenWithTheRightPassword() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func elevenFailedSignInsLockTheAccountEvenWithTheRightPassword(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess(hasher: BcryptPasswordHasher(cost: 4)) { process in
                 _ = try await process.signUpAndIn()
                 for _ in 0..<11 {

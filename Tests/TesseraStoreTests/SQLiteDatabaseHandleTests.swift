@@ -78,7 +78,6 @@ import TesseraStore
                     finished.withLock { $0 = true }
                 }
                 try await Task.sleep(for: .milliseconds(200))
-                _ = try await process.store.revocations(after: 0, limit: 10)
                 _ = try await process.follower.catchUp()
                 #expect(!finished.withLock { $0 }, "the follower's read waited for the slow read")
                 try await slow.value

@@ -1,28 +1,110 @@
 import Foundation
 import Logging
+import SQLKit
+import Testing
 import TesseraCore
 import TesseraStore
 
-/// A real SQLite file in a fresh temporary folder, removed afterwards.
+/// The databases the store suite runs against: SQLite always, PostgreSQL when the test command started a cluster
+/// (`TESSERA_TEST_POSTGRES_URL`; `scripts/test` always does, so CI runs both).
+enum TestBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite
+    case postgres
+
+    static var all: [TestBackend] { PostgresTestCluster.url == nil ? [.sqlite] : [.sqlite, .postgres] }
+    var testDescription: String { self.rawValue }
+}
+
+/// The cluster the test command started: each test gets a schema of its own (a whole database each was too slow
+/// to create for a hundred tests at once), created for it and dropped after. Tessera's advisory locks are per schema.
+enum PostgresTestCluster {
+    static let url = ProcessInfo.processInfo.environment["TESSERA_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// The URL whose connections work in this schema.
+    static func url(schema: String) throws -> String {
+        guard let base = Self.url, var components = URLComponents(string: base) else { throw CancellationError() }
+        components.queryItems = [URLQueryItem(name: "options", value: "-c search_path=\(schema)")]
+        return components.string ?? base
+    }
+
+    static func create() async throws -> String {
+        let name = "tessera_t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try await Self.administer("CREATE SCHEMA \(name)")
+        return name
+    }
+
+    static func drop(_ name: String) async {
+        try? await Self.administer("DROP SCHEMA IF EXISTS \(name) CASCADE")
+    }
+
+    private static func administer(_ statement: String) async throws {
+        guard let url = Self.url else { return }
+        let admin = try await PostgresDatabaseHandle.open(url: url, poolSize: 2, logger: TestDatabase.logger)
+        do {
+            try await DatabaseWork.$isLong.withValue(true) {
+                try await admin.read { db in try await db.raw(SQLQueryString(statement)).run() }
+            }
+            await admin.close()
+        } catch {
+            await admin.close()
+            throw error
+        }
+    }
+}
+
+/// A real database for one test: a SQLite file in a fresh temporary folder, or a fresh database on the test
+/// cluster; removed afterwards.
 struct TestDatabase {
+    let backend: TestBackend
     let directory: URL
+    /// The PostgreSQL database's name (nil for SQLite).
+    let postgresName: String?
     var path: String { self.directory.appendingPathComponent("tessera.sqlite").path }
+    var url: DatabaseURL {
+        get throws {
+            switch self.backend {
+            case .sqlite: return .sqlite(path: self.path)
+            case .postgres: return .postgres(try PostgresTestCluster.url(schema: self.postgresName ?? ""))
+            }
+        }
+    }
     static let logger: Logger = {
         var logger = Logger(label: "tessera.test")
         logger.logLevel = .warning
         return logger
     }()
 
-    init() throws {
+    init(backend: TestBackend) async throws {
+        self.backend = backend
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        self.postgresName = backend == .postgres ? try await PostgresTestCluster.create() : nil
     }
 
-    /// Runs the body with a fresh temporary database and removes it afterwards.
-    static func with<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
-        let database = try TestDatabase()
-        defer { try? FileManager.default.removeItem(at: database.directory) }
-        return try await body(database)
+    /// Runs the body with a fresh database and removes it afterwards.
+    static func with<T>(_ backend: TestBackend = .sqlite, _ body: (TestDatabase) async throws -> T) async throws -> T {
+        let database = try await TestDatabase(backend: backend)
+        do {
+            let result = try await body(database)
+            await database.remove()
+            return result
+        } catch {
+            await database.remove()
+            throw error
+        }
+    }
+
+    private func remove() async {
+        try? FileManager.default.removeItem(at: self.directory)
+        if let name = self.postgresName { await PostgresTestCluster.drop(name) }
+    }
+
+    /// A handle on the database, not migrated.
+    func openHandle() async throws -> any SQLDatabaseHandle {
+        switch try self.url {
+        case .sqlite(let path): return try await SQLiteDatabaseHandle.open(path: path, logger: Self.logger)
+        case .postgres(let url): return try await PostgresDatabaseHandle.open(url: url, logger: Self.logger)
+        }
     }
 
     /// Opens the file as one process would (its own connections, its own index), runs the body, closes it.
@@ -31,7 +113,7 @@ struct TestDatabase {
         clock: any WallClock = SystemWallClock(), hasher: any PasswordHasher = BcryptPasswordHasher(cost: 4),
         _ body: (TestProcess) async throws -> T
     ) async throws -> T {
-        let store = try await StoreFactory.open(.sqlite(path: self.path), logger: Self.logger)
+        let store = try await StoreFactory.open(try self.url, logger: Self.logger)
         do {
             // No follower runs in these tests; a process that reads the log only when the test says so must not go
             // stale while a slow, loaded test run is still using it.

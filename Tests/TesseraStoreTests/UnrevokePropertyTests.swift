@@ -16,9 +16,9 @@ import TesseraCore
 @Suite struct UnrevokePropertyTests {
     static let users = ["ann@example.org", "bob@example.org", "cy@example.org"]
 
-    @Test(arguments: 0..<24)
-    func everyTokenIsAcceptedExactlyWhenTheReferenceModelSaysSo(seed: UInt64) async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all, 0..<24)
+    func everyTokenIsAcceptedExactlyWhenTheReferenceModelSaysSo(_ backend: TestBackend, seed: UInt64) async throws {
+        try await TestDatabase.with(backend) { database in
             var random = SplitMix64(seed: seed &* 0x9E37_79B9 &+ 17)
             let model = try await database.withProcess { process in
                 let run = HistoryRun(process: process)
@@ -46,8 +46,8 @@ import TesseraCore
         }
     }
 
-    @Test func aPasswordChangeIsNeverUndoneNorWalkedPast() async throws {
-        try await TestDatabase.with { database in
+    @Test(arguments: TestBackend.all) func aPasswordChangeIsNeverUndoneNorWalkedPast(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
             try await database.withProcess { process in
                 let stolen = try await process.signUpAndIn()
                 try await process.auth.revokeUsers([stolen.user.id], actorId: nil, reason: "mistake", origin: .commandLine)

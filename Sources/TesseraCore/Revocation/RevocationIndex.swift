@@ -8,6 +8,11 @@ import Synchronization
 /// locally before the follower reads it back); subject and global rows carry the `seq` that set them so that an
 /// older row never overrides a newer one, and a token or session entry is only ever kept longer, never shorter.
 ///
+/// A user's cut-off leaves memory (never the database) once it can no longer cut anything: every token and session
+/// issued before it has expired, `cutoffLifetime` after it was written (refresh lifetime plus access lifetime plus
+/// grace). Without that, ten million users who each once changed a password cost ~840 MB in every instance; with it,
+/// memory follows the cut-offs of the last refresh lifetime.
+///
 /// Pruning goes in slices of at most `pruneSliceSize` entries per hold of the lock and visits only entries whose
 /// second has passed (`ExpiringIds`), so that dropping a million expired entries never stalls the requests that
 /// take the same lock.
@@ -21,6 +26,8 @@ public final class RevocationIndex: Sendable {
         var tokens = ExpiringIds()
         var sessions = ExpiringIds()
         var subjects: [UUID: Cutoff] = [:]
+        /// When each subject cut-off in `subjects` stops mattering (only with a `cutoffLifetime`).
+        var subjectExpiry = ExpiringIds()
         var global = Cutoff(value: 0, seq: 0)
         var lastAppliedSeq: Int64 = 0
         var lastSyncedAt: ContinuousClock.Instant?
@@ -32,10 +39,16 @@ public final class RevocationIndex: Sendable {
     static let pruneSliceSize = 1024
     /// How long the index may go without hearing from the log before checks fail closed.
     public let stalenessBound: Duration
+    /// How long after it was written a subject cut-off can still cut a token: nil keeps them for ever.
+    public let cutoffLifetime: Duration?
 
-    /// - Parameter stalenessBound: how long the index stays trusted after the last successful read of the log.
-    public init(stalenessBound: Duration = .seconds(5)) {
+    /// - Parameters:
+    ///   - stalenessBound: how long the index stays trusted after the last successful read of the log.
+    ///   - cutoffLifetime: how long after it was written a user's cut-off can still refuse anything: the refresh
+    ///     lifetime plus the access lifetime (plus grace for clock skew). Older cut-offs leave memory.
+    public init(stalenessBound: Duration = .seconds(5), cutoffLifetime: Duration? = nil) {
         self.stalenessBound = stalenessBound
+        self.cutoffLifetime = cutoffLifetime
     }
 
     /// Whether a verified token has been taken back. No I/O.
@@ -77,32 +90,36 @@ public final class RevocationIndex: Sendable {
     /// Applies log rows; rows already seen or superseded are harmless. Entries whose tokens expired are skipped.
     public func apply(_ entries: some Sequence<RevocationEntry>, now: Date = Date()) {
         let nowSeconds = Int64(now.timeIntervalSince1970.rounded(.down))
+        let lifetime = self.cutoffLifetime.map { $0.components.seconds }
         self.state.withLock { state in
             for entry in entries {
-                switch entry.kind {
-                case .token(let jti, let until):
-                    let expiry = Int64(until.timeIntervalSince1970.rounded(.up))
-                    if expiry >= nowSeconds { state.tokens.keep(jti, until: expiry) }
-                case .session(let id, let until):
-                    let expiry = Int64(until.timeIntervalSince1970.rounded(.up))
-                    if expiry >= nowSeconds { state.sessions.keep(id, until: expiry) }
-                case .subject(let userId, let acceptedFrom):
-                    if let current = state.subjects[userId], current.seq >= entry.seq { break }
-                    state.subjects[userId] = Cutoff(value: acceptedFrom, seq: entry.seq)
-                case .global(let epoch):
-                    if state.global.seq >= entry.seq { break }
-                    state.global = Cutoff(value: epoch, seq: entry.seq)
-                }
+                state.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime)
             }
         }
     }
 
-    /// Applies rows read from the log by the follower and advances its cursor past `throughSeq`.
+    /// Applies rows read from the log by the follower and records the highest `seq` among them.
     public func applyFromLog(_ entries: [RevocationEntry], throughSeq: Int64, now: Date = Date()) {
         self.apply(entries, now: now)
         self.state.withLock { state in
             state.lastAppliedSeq = max(state.lastAppliedSeq, throughSeq)
         }
+    }
+
+    /// Replaces everything with what a whole read of the log says (after the database was restored or failed over,
+    /// when rows it once had may be gone). Freshness is kept: the caller marks the index synced when it is done.
+    public func replace(with entries: [RevocationEntry], now: Date = Date()) {
+        let nowSeconds = Int64(now.timeIntervalSince1970.rounded(.down))
+        let lifetime = self.cutoffLifetime.map { $0.components.seconds }
+        var fresh = State()
+        for entry in entries { fresh.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime) }
+        fresh.lastAppliedSeq = entries.map(\.seq).max() ?? 0
+        let replaced = self.state.withLock { state -> State in
+            fresh.lastSyncedAt = state.lastSyncedAt
+            swap(&state, &fresh)
+            return fresh
+        }
+        _ = replaced  // the old tables are freed here, outside the lock
     }
 
     /// The highest `seq` the follower has read from the log.
@@ -143,8 +160,10 @@ public final class RevocationIndex: Sendable {
             let unfinished = self.state.withLock { state in
                 state.tokens.prune(before: nowSeconds, in: &slice)
                 state.sessions.prune(before: nowSeconds, in: &slice)
+                state.pruneSubjects(before: nowSeconds, in: &slice)
                 return state.tokens.hasWork(before: nowSeconds, sliceSize: sliceSize)
                     || state.sessions.hasWork(before: nowSeconds, sliceSize: sliceSize)
+                    || state.subjectExpiry.hasWork(before: nowSeconds, sliceSize: sliceSize)
             }
             removed += slice.removed
             afterSlice(slice.examined)
@@ -160,6 +179,45 @@ public final class RevocationIndex: Sendable {
 }
 
 extension RevocationIndex.State {
+    mutating func apply(_ entry: RevocationEntry, nowSeconds: Int64, cutoffLifetime: Int64?) {
+        switch entry.kind {
+        case .token(let jti, let until):
+            let expiry = Int64(until.timeIntervalSince1970.rounded(.up))
+            if expiry >= nowSeconds { self.tokens.keep(jti, until: expiry) }
+        case .session(let id, let until):
+            let expiry = Int64(until.timeIntervalSince1970.rounded(.up))
+            if expiry >= nowSeconds { self.sessions.keep(id, until: expiry) }
+        case .subject(let userId, let acceptedFrom):
+            if let current = self.subjects[userId], current.seq >= entry.seq { break }
+            guard let lifetime = cutoffLifetime else {
+                self.subjects[userId] = RevocationIndex.Cutoff(value: acceptedFrom, seq: entry.seq)
+                break
+            }
+            let forgetAt = Int64(entry.revokedAt.timeIntervalSince1970.rounded(.up)) + lifetime
+            if forgetAt < nowSeconds {
+                // The latest cut of this user is older than any token it could refuse: so is every earlier one.
+                self.subjects[userId] = nil
+                break
+            }
+            self.subjects[userId] = RevocationIndex.Cutoff(value: acceptedFrom, seq: entry.seq)
+            self.subjectExpiry.keep(userId, until: forgetAt)
+        case .global(let epoch):
+            if self.global.seq >= entry.seq { break }
+            self.global = RevocationIndex.Cutoff(value: epoch, seq: entry.seq)
+        }
+    }
+
+    /// Drops the cut-offs of users whose latest cut can no longer refuse anything.
+    mutating func pruneSubjects(before now: Int64, in slice: inout RevocationIndex.ExpiringIds.Slice) {
+        guard !slice.isSpent else { return }
+        let before = slice.removedIds.count
+        slice.collectsRemovedIds = true
+        self.subjectExpiry.prune(before: now, in: &slice)
+        slice.collectsRemovedIds = false
+        for id in slice.removedIds[before...] { self.subjects[id] = nil }
+        slice.removedIds.removeAll(keepingCapacity: true)
+    }
+
     /// The four look-ups: any cut that covers a token with these claims.
     func cuts(jti: UUID, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64) -> Bool {
         if epoch < self.global.value { return true }
@@ -190,6 +248,9 @@ extension RevocationIndex {
             var examined = 0
             var removed = 0
             var discarded: [any Sendable] = []
+            /// Set while pruning subject expiries: the ids removed, so that their cut-offs go too.
+            var collectsRemovedIds = false
+            var removedIds: [UUID] = []
 
             var isSpent: Bool { self.examined >= self.budget }
         }
@@ -225,6 +286,7 @@ extension RevocationIndex {
                     if let position = self.keptUntil.index(forKey: id), Int64(self.keptUntil.values[position]) < now {
                         self.keptUntil.remove(at: position)
                         slice.removed += 1
+                        if slice.collectsRemovedIds { slice.removedIds.append(id) }
                     }
                 }
                 if ids.isEmpty {

@@ -3,7 +3,7 @@ import Foundation
 /// Durable storage for accounts, sessions, the revocation log and the audit trail.
 ///
 /// Every method is one transaction: the state change, its revocation rows and its audit rows commit together or
-/// not at all. `SQLAuthStore` in `TesseraStore` implements it over SQLite (PostgreSQL: being built).
+/// not at all. `SQLAuthStore` in `TesseraStore` implements it over SQLite and PostgreSQL.
 public protocol AuthStore: Sendable {
     /// Creates an account; throws ``AuthError/emailTaken`` when the normalized email exists.
     func createUser(_ user: NewUser, audit: AuditRecord) async throws -> User
@@ -23,8 +23,18 @@ public protocol AuthStore: Sendable {
 
     /// Appends revocation rows with their state changes and audit rows; returns the rows with their `seq`.
     func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome
-    /// Log rows with `seq` above the cursor, oldest first.
+    /// Log rows with `seq` above the given one, in `seq` order: for reading the log (the CLI, tests). A follower
+    /// uses ``readRevocationLog(after:pageSize:onPage:)``, which cannot skip a row that commits late.
     func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry]
+    /// Every log row committed since `cursor` (all of them when it is nil), handed to `onPage` in pages of at most
+    /// `pageSize`, in `seq` order within a read; returns the cursor to continue from. Complete under concurrent
+    /// writers. Throws ``RevocationLogCursorInvalid`` when the cursor is from another database.
+    func readRevocationLog(
+        after cursor: RevocationLogCursor?, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void
+    ) async throws -> RevocationLogCursor
+    /// Calls `wake` whenever another process may have appended to the log, until the task is cancelled; returns at
+    /// once when the database has no way to say so (then the follower's poll is all there is).
+    func watchRevocations(wake: @escaping @Sendable () -> Void) async
 
     /// Restores the cutoff the latest not-yet-undone cut of this target replaced, as a new log row. The cuts of one
     /// target form a stack: only its top may be undone, and only when its cause is undoable.

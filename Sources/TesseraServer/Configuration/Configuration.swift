@@ -32,6 +32,9 @@ public struct Configuration: Sendable {
     /// How long a connection may take to send a whole request head, or sit idle between requests, before it is
     /// closed (`TESSERA_REQUEST_TIMEOUT`, default 30 s).
     public var requestTimeout: Duration = .seconds(30)
+    /// The most connections one instance opens to PostgreSQL (`DATABASE_POOL_SIZE`, default 10), besides the one
+    /// that listens for revocations. Unused with SQLite.
+    public var databasePoolSize = 10
     /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TESSERA_TRUSTED_PROXIES`); none by default.
     public var trustedProxies: TrustedProxies = .none
 
@@ -54,7 +57,7 @@ public struct Configuration: Sendable {
         self.registrationOpen = true
     }
 
-    /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `DATABASE_POOL_SIZE`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `TESSERA_REQUEST_TIMEOUT`, `BCRYPT_COST`,
     /// `LOG_LEVEL`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
@@ -74,6 +77,12 @@ public struct Configuration: Sendable {
         if let port = value("TESSERA_PORT") { configuration.port = try parsePort(port, name: "TESSERA_PORT") }
         if let url = value("DATABASE_URL") {
             do { configuration.database = try DatabaseURL(parsing: url) } catch { throw ConfigurationError("\(error)") }
+        }
+        if let size = value("DATABASE_POOL_SIZE") {
+            guard let parsed = Int(size), (2...1000).contains(parsed) else {
+                throw ConfigurationError("DATABASE_POOL_SIZE must be a whole number of connections from 2 to 1000, not '\(size)'")
+            }
+            configuration.databasePoolSize = parsed
         }
         configuration.jwtSecret = environment["JWT_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
         if let issuer = value("JWT_ISSUER") { configuration.tokens.issuer = issuer }

@@ -4,14 +4,13 @@ import Foundation
 public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     /// A SQLite file.
     case sqlite(path: String)
-    /// A PostgreSQL server: parsed, and refused by ``StoreFactory`` until the PostgreSQL store lands.
+    /// A PostgreSQL database: `postgres://user:password@host:port/database?sslmode=…`.
     case postgres(String)
 
     /// The default: `tessera.sqlite` in the working directory.
     public static let `default` = DatabaseURL.sqlite(path: "tessera.sqlite")
 
-    /// Parses `sqlite:///abs/path`, `sqlite://rel/path`, a bare path, or `postgres://user:pass@host:port/db` (refused
-    /// when opened, for now).
+    /// Parses `sqlite:///abs/path`, `sqlite://rel/path`, a bare path, or `postgres://user:pass@host:port/db`.
     public init(parsing text: String) throws {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw DatabaseURLError(text: text, problem: "it is empty") }
@@ -22,9 +21,10 @@ public enum DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         } else if trimmed.hasPrefix("sqlite:") {
             self = .sqlite(path: String(trimmed.dropFirst("sqlite:".count)))
         } else if trimmed.hasPrefix("postgres://") || trimmed.hasPrefix("postgresql://") {
+            _ = try PostgresURL(trimmed)
             self = .postgres(trimmed)
         } else if trimmed.contains("://") {
-            throw DatabaseURLError(text: text, problem: "only sqlite:// URLs (or a bare path) are supported")
+            throw DatabaseURLError(text: text, problem: "only sqlite:// and postgres:// URLs (or a bare path) are supported")
         } else {
             self = .sqlite(path: trimmed)
         }

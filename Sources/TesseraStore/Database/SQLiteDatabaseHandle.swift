@@ -79,7 +79,7 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
         }
     }
 
-    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         do {
             return try await body(self.reader.sql(queryLogLevel: nil))
         } catch {
@@ -225,6 +225,45 @@ private final class CancellationFlag: Sendable {
 }
 
 extension SQLiteDatabaseHandle {
+    public func rowLock(of alias: String?) -> String { "" }
+
+    /// One writer at a time (the file's write lock), so `seq` order is commit order and the cursor is the last `seq`.
+    public func readRevocationLog(
+        after cursor: RevocationLogCursor?, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void
+    ) async throws -> RevocationLogCursor {
+        var last: Int64 = 0
+        if let cursor {
+            guard cursor.cluster == Self.cluster, let seq = Int64(cursor.position) else {
+                throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: Self.cluster)
+            }
+            last = seq
+        }
+        while true {
+            let rows = try await SQLAuthStore.revocations(after: last, limit: pageSize, on: self)
+            if !rows.isEmpty {
+                try onPage(rows)
+                last = rows[rows.count - 1].seq
+            }
+            if rows.count < pageSize { return RevocationLogCursor(cluster: Self.cluster, position: String(last)) }
+        }
+    }
+
+    /// The name of the only kind of database a SQLite cursor can belong to.
+    static let cluster = "sqlite"
+
+    /// `BEGIN IMMEDIATE` already makes a migration the only writer.
+    public func lockForMigration(on db: any SQLDatabase) async throws {}
+
+    /// One file, one machine: there is no other instance whose job could overlap in a way that matters.
+    public func exclusively<T: Sendable>(_ job: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
+        try await body()
+    }
+
+    /// Nothing to announce to: other processes on the file poll.
+    public func announceRevocations() {}
+
+    public func watchRevocations(wake: @escaping @Sendable () -> Void) async {}
+
     /// Streams the rows of one read straight from SQLiteNIO to `onRow`, on the database's thread, without SQLKit's
     /// per-column decoders: for the one bulk read, the revocation log at start, where those decoders cost seconds.
     /// It runs on the follower's own connection, so that a slow read of some request never delays the follower.

@@ -2,7 +2,7 @@
 public enum Migrations {
     /// Every step, oldest first.
     public static let all: [Migration] = [
-        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects,
+        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment,
     ]
 
     /// The latest schema version.
@@ -192,5 +192,22 @@ public enum Migrations {
             "CREATE INDEX audit_subjects_by_subject ON audit_subjects (subject_id, audit_id)",
         ],
         rewrite: { db, _ in try await SQLAuthStore.backfillAuditSubjects(on: db) }
+    )
+
+    /// What several instances on one database need. On PostgreSQL every log row records the transaction that wrote
+    /// it (`xid`, for the snapshot-diff cursor: sequence numbers commit out of order under concurrent writers; rows
+    /// written before this step get the migration's own, which every later snapshot sees). Failed sign-ins are
+    /// counted in the database, so that the limits hold across instances; the key is stored only as a hash.
+    static let sharedDeployment = Migration(
+        version: 7,
+        name: "shared deployment",
+        statements: [
+            "CREATE TABLE sign_in_failures (key_hash TEXT NOT NULL, at BIGINT NOT NULL)",
+            "CREATE INDEX sign_in_failures_by_key ON sign_in_failures (key_hash, at)",
+        ],
+        postgresStatements: [
+            "ALTER TABLE revocations ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
+            "CREATE INDEX revocations_by_xid ON revocations (xid)",
+        ]
     )
 }

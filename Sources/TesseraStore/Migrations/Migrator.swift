@@ -4,7 +4,8 @@ import SQLKit
 import TesseraCore
 
 /// Brings a database to a schema version. Idempotent, and safe when several processes start at once: each step
-/// re-checks inside its transaction whether another process applied it first.
+/// takes the database's migration lock first (SQLite: the write lock; PostgreSQL: an advisory lock), then re-checks
+/// inside its transaction whether another process applied it first.
 public struct Migrator: Sendable {
     let database: any SQLDatabaseHandle
     let migrations: [Migration]
@@ -43,6 +44,7 @@ public struct Migrator: Sendable {
         for migration in self.migrations where migration.version > current && migration.version <= target {
             let statements = migration.sql(for: self.database.flavor)
             let didApply = try await self.waitingForOtherProcesses { db -> Bool in
+                try await self.database.lockForMigration(on: db)
                 let already = try await db.raw("SELECT 1 AS present FROM tessera_migrations WHERE version = \(bind: migration.version)").first()
                 guard already == nil else { return false }
                 for statement in statements {
@@ -69,7 +71,7 @@ public struct Migrator: Sendable {
         let started = ContinuousClock.now
         while true {
             do {
-                return try await self.database.transaction(body)
+                return try await DatabaseWork.$isLong.withValue(true) { try await self.database.transaction(body) }
             } catch is StoreUnavailable where started.duration(to: .now) < Self.patience {
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -81,6 +83,9 @@ public struct Migrator: Sendable {
 
     private func ensureBookkeeping() async throws {
         try await self.waitingForOtherProcesses { db in
+            // Two PostgreSQL sessions creating the same table at once: one fails on the catalog's unique index
+            // without the lock.
+            try await self.database.lockForMigration(on: db)
             try await db.raw(
                 "CREATE TABLE IF NOT EXISTS tessera_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
             ).run()

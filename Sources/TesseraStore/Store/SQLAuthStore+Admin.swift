@@ -3,15 +3,17 @@ import SQLKit
 import TesseraCore
 
 extension SQLAuthStore {
+    /// Reads what it undoes under the same row lock a revocation takes, so that no cut can slip in between.
     public func unrevoke(_ request: UnrevokeRequest) async throws -> RevocationOutcome {
-        try await self.database.transaction { db in
+        let lock = self.database.rowLock
+        let outcome = try await self.database.transaction { db in
             let entry: RevocationEntry
             let undoneSeq: Int64
             var details = ["reason": request.reason ?? ""]
             switch request.target {
             case .subject(let userId):
                 let id = Column.id(userId)
-                guard let user = try await db.raw("SELECT is_active, accepted_from_version FROM users WHERE id = \(bind: id)").first() else {
+                guard let user = try await db.raw("SELECT is_active, accepted_from_version FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first() else {
                     throw AuthError.userNotFound
                 }
                 guard try user.decode(column: "is_active", as: Int.self) != 0 else { throw AuthError.accountInactiveCannotBeUnrevoked }
@@ -25,7 +27,7 @@ extension SQLAuthStore {
                 )
                 details["kind"] = "subject"
             case .global:
-                let current = try await Self.acceptedEpoch(on: db)
+                let current = try await Self.acceptedEpoch(lock: lock, on: db)
                 let undone = try await Self.latestUndoable(kind: "global", userId: nil, on: db)
                 undoneSeq = undone.seq
                 try await db.raw("UPDATE global_state SET accepted_epoch = \(bind: undone.restore) WHERE id = 1").run()
@@ -46,6 +48,8 @@ extension SQLAuthStore {
             )
             return RevocationOutcome(entries: [entry])
         }
+        self.database.announceRevocations()
+        return outcome
     }
 
     /// The top of the target's cut stack: its latest cut that no un-revoke row has undone, and the value it replaced.

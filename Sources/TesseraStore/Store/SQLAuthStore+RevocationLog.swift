@@ -6,9 +6,10 @@ import TesseraCore
 
 /// Reading the revocation log: a server starting on a log of a million rows reads them all before it answers.
 ///
-/// Both readers select the same columns, with the kind-specific ones folded into `target` and `value` in SQL, and
-/// turn a row into an entry through one ``RevocationLogRow/entry()``. On SQLite each row is read from SQLiteNIO's
-/// values directly as it is stepped: through SQLKit's per-column decoders a million rows took about 7 s.
+/// Every reader selects the same columns, with the kind-specific ones folded into `target` and `value` in SQL, and
+/// turns a row into an entry through one ``RevocationLogRow/entry()``. The follower's reads decode each row from
+/// the driver's values directly (SQLiteNIO's, PostgresNIO's): through SQLKit's per-column decoders a million rows
+/// took about 7 s.
 extension SQLAuthStore {
     static let revocationLogColumns = """
         seq, kind,
@@ -20,14 +21,21 @@ extension SQLAuthStore {
     static let revocationLogQuery = "SELECT \(revocationLogColumns) FROM revocations WHERE seq > ?1 ORDER BY seq LIMIT ?2"
 
     public func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry] {
-        if let sqlite = self.database as? SQLiteDatabaseHandle {
-            return try await Self.revocations(after: seq, limit: limit, on: sqlite)
-        }
-        return try await self.database.read { db in try await Self.revocationsThroughSQLKit(after: seq, limit: limit, on: db) }
+        try await self.database.read { db in try await Self.revocationsThroughSQLKit(after: seq, limit: limit, on: db) }
     }
 
-    /// The same read through SQLKit: kept so that the two readers can be compared (a test does), and for the
-    /// PostgreSQL store being built, which has no fast reader.
+    public func readRevocationLog(
+        after cursor: RevocationLogCursor?, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void
+    ) async throws -> RevocationLogCursor {
+        try await self.database.readRevocationLog(after: cursor, pageSize: pageSize, onPage: onPage)
+    }
+
+    public func watchRevocations(wake: @escaping @Sendable () -> Void) async {
+        await self.database.watchRevocations(wake: wake)
+    }
+
+    /// The log read through SQLKit, in `seq` order, for display and tests; each dialect's follower read is its
+    /// handle's `readRevocationLog`, which maps rows through the same ``RevocationLogRow/entry()``.
     static func revocationsThroughSQLKit(after seq: Int64, limit: Int, on db: any SQLDatabase) async throws -> [RevocationEntry] {
         try await db.raw("SELECT \(unsafeRaw: Self.revocationLogColumns) FROM revocations WHERE seq > \(bind: seq) ORDER BY seq LIMIT \(literal: limit)")
             .all()

@@ -3,8 +3,12 @@ import SQLKit
 import TesseraCore
 
 extension SQLAuthStore {
+    /// Each target's row is locked before its log row is appended (`SELECT … FOR UPDATE` on PostgreSQL), so that per
+    /// target the log's `seq` order is the commit order, which the index relies on; users are locked in id order,
+    /// so that two revokes of overlapping lists cannot deadlock. Other instances are told after the commit.
     public func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome {
-        try await self.database.transaction { db in
+        let lock = self.database.rowLock
+        let outcome = try await self.database.transaction { db in
             var entries: [RevocationEntry] = []
             switch request.target {
             case .session(let sessionId, let until):
@@ -14,11 +18,11 @@ extension SQLAuthStore {
                     )
                 )
             case .subjects(let userIds):
-                for userId in userIds {
-                    entries.append(try await Self.revokeSubject(userId, request: request, on: db))
+                for userId in userIds.sorted(by: { Column.id($0) < Column.id($1) }) {
+                    entries.append(try await Self.revokeSubject(userId, request: request, lock: lock, on: db))
                 }
             case .global:
-                entries.append(try await Self.revokeEveryone(request: request, on: db))
+                entries.append(try await Self.revokeEveryone(request: request, lock: lock, on: db))
             }
             var reissued: SessionGrant?
             if let reissue = request.reissue {
@@ -29,6 +33,8 @@ extension SQLAuthStore {
             }
             return RevocationOutcome(entries: entries, reissued: reissued)
         }
+        self.database.announceRevocations()
+        return outcome
     }
 
     static func revokeSession(
@@ -43,9 +49,9 @@ extension SQLAuthStore {
         return try await Self.appendEntry(.session(id: sessionId, until: until), cause: cause, at: at, actorId: actorId, reason: reason, on: db)
     }
 
-    private static func revokeSubject(_ userId: UUID, request: RevocationRequest, on db: any SQLDatabase) async throws -> RevocationEntry {
+    private static func revokeSubject(_ userId: UUID, request: RevocationRequest, lock: String, on db: any SQLDatabase) async throws -> RevocationEntry {
         let id = Column.id(userId)
-        guard let before = try await db.raw("SELECT accepted_from_version FROM users WHERE id = \(bind: id)").first() else {
+        guard let before = try await db.raw("SELECT accepted_from_version FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first() else {
             throw AuthError.userNotFound
         }
         let previous = try before.decode(column: "accepted_from_version", as: Int64.self)
@@ -64,8 +70,8 @@ extension SQLAuthStore {
         )
     }
 
-    private static func revokeEveryone(request: RevocationRequest, on db: any SQLDatabase) async throws -> RevocationEntry {
-        let previous = try await Self.acceptedEpoch(on: db)
+    private static func revokeEveryone(request: RevocationRequest, lock: String, on db: any SQLDatabase) async throws -> RevocationEntry {
+        let previous = try await Self.acceptedEpoch(lock: lock, on: db)
         try await db.raw("UPDATE global_state SET epoch = epoch + 1, accepted_epoch = epoch + 1 WHERE id = 1").run()
         let epoch = try await Self.acceptedEpoch(on: db)
         return try await Self.appendEntry(
@@ -73,8 +79,9 @@ extension SQLAuthStore {
         )
     }
 
-    static func acceptedEpoch(on db: any SQLDatabase) async throws -> Int64 {
-        try await db.raw("SELECT accepted_epoch FROM global_state WHERE id = 1").first()?.decode(column: "accepted_epoch", as: Int64.self) ?? 0
+    /// The global cut-off; `lock` (``SQLDatabaseHandle/rowLock``) when the transaction is about to change it.
+    static func acceptedEpoch(lock: String = "", on db: any SQLDatabase) async throws -> Int64 {
+        try await db.raw("SELECT accepted_epoch FROM global_state WHERE id = 1\(unsafeRaw: lock)").first()?.decode(column: "accepted_epoch", as: Int64.self) ?? 0
     }
 
     /// Moves a live session to its user's current token version and the current epoch, with a new refresh token.

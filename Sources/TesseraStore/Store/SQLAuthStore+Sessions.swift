@@ -43,15 +43,20 @@ extension SQLAuthStore {
         }
     }
 
+    /// Two refreshes of one token at once (two instances, or a phone that retried) take turns on the session's row:
+    /// the second waits for the first to commit, then no longer finds the token current, finds it spent, and is
+    /// answered as a reuse (which it is) — never a constraint violation. The update names the presented hash too, so
+    /// it can only ever replace the token it was shown.
     public func rotateRefreshToken(_ rotation: RefreshRotation) async throws -> RefreshOutcome {
-        try await self.database.transaction { db in
+        let lock = self.database.rowLock(of: "s")
+        let outcome = try await self.database.transaction { db -> RefreshOutcome in
             let now = Column.millis(rotation.now)
             let row = try await db.raw(
                 """
                 SELECT s.*, u.email AS user_email, u.role AS user_role, u.is_active AS user_is_active, u.created_at AS user_created_at,
                        CASE WHEN \(unsafeRaw: Self.liveSessionCondition) AND s.expires_at > \(bind: now) THEN 1 ELSE 0 END AS live
                 FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN global_state g
-                WHERE s.refresh_token_hash = \(bind: rotation.presentedHash)
+                WHERE s.refresh_token_hash = \(bind: rotation.presentedHash)\(unsafeRaw: lock)
                 """
             ).first()
             guard let row else {
@@ -66,13 +71,15 @@ extension SQLAuthStore {
                 isActive: true,
                 createdAt: try row.date("user_created_at")
             )
-            try await db.raw(
+            let updated = try await db.raw(
                 """
                 UPDATE sessions SET refresh_token_hash = \(bind: rotation.successorHash), last_seen_at = \(bind: now),
                        ip = COALESCE(\(bind: rotation.origin.ip), ip), user_agent = COALESCE(\(bind: rotation.origin.userAgent), user_agent)
-                WHERE id = \(bind: Column.id(session.id))
+                WHERE id = \(bind: Column.id(session.id)) AND refresh_token_hash = \(bind: rotation.presentedHash)
+                RETURNING id
                 """
-            ).run()
+            ).first()
+            guard updated != nil else { return try await Self.handleSpentToken(rotation, on: db) }
             try await db.raw(
                 """
                 INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at)
@@ -86,6 +93,8 @@ extension SQLAuthStore {
             session.lastSeenAt = rotation.now
             return .rotated(SessionGrant(session: session, user: user))
         }
+        if case .reused(let revoked) = outcome, !revoked.entries.isEmpty { self.database.announceRevocations() }
+        return outcome
     }
 
     /// A refresh token that is not current: if it was spent before, someone holds a copy, so its session goes.

@@ -2,7 +2,7 @@ import Foundation
 import SQLKit
 import TesseraCore
 
-/// ``AuthStore`` over SQL (SQLite today; the statements are kept portable for the PostgreSQL store being built).
+/// ``AuthStore`` over SQL: SQLite and PostgreSQL run the same statements; what differs is in ``SQLDatabaseHandle``.
 ///
 /// Sessions, refresh rotation and revocations are in `SQLAuthStore+Sessions.swift` and
 /// `SQLAuthStore+Revocations.swift`; the audit trail in `SQLAuthStore+Audit.swift`.
@@ -17,16 +17,19 @@ public struct SQLAuthStore: AuthStore {
 
     public func createUser(_ user: NewUser, audit: AuditRecord) async throws -> User {
         try await self.database.transaction { db in
-            let existing = try await db.raw("SELECT id FROM users WHERE email_normalized = \(bind: user.normalizedEmail)").first()
-            guard existing == nil else { throw AuthError.emailTaken }
             let now = Column.millis(user.createdAt)
-            try await db.raw(
+            // Two registrations of one address at once (two instances): the second waits for the first's unique
+            // entry and inserts nothing, and is told the address is taken, not a constraint violation.
+            let inserted = try await db.raw(
                 """
                 INSERT INTO users (id, email, email_normalized, password_hash, role, is_active, token_version, accepted_from_version, created_at, updated_at)
                 VALUES (\(bind: Column.id(user.id)), \(bind: user.email), \(bind: user.normalizedEmail), \(bind: user.passwordHash),
                         \(bind: user.role.rawValue), 1, 0, 0, \(bind: now), \(bind: now))
+                ON CONFLICT (email_normalized) DO NOTHING
+                RETURNING id
                 """
-            ).run()
+            ).first()
+            guard inserted != nil else { throw AuthError.emailTaken }
             try await Self.insertAudit(audit, on: db)
             return User(id: user.id, email: user.email, role: user.role, isActive: true, createdAt: Column.date(now))
         }

@@ -1,0 +1,349 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import Synchronization
+import TesseraCore
+
+/// A PostgreSQL database through postgres-nio's `PostgresClient` (a connection pool), with SQLKit over each leased
+/// connection through postgres-kit. Several Tessera instances share one database; what makes that correct lives
+/// here and in the store's statements:
+///
+/// - every operation is bounded by ``operationTimeout``: a database that does not answer gives ``StoreUnavailable``
+///   (503), never a request that hangs; a transaction whose time ran out is rolled back, not committed late;
+/// - the revocation log is followed with a snapshot-diff cursor (PgQ's method): each row carries the `xid8` of the
+///   transaction that wrote it, the cursor is the `pg_current_snapshot()` of the previous read, and a read returns
+///   the rows whose transactions that snapshot did not see. Sequence numbers commit out of order under concurrent
+///   writers; snapshots do not miss a commit, and a long transaction elsewhere only widens the range scanned;
+/// - after a revocation commits, `NOTIFY tessera_revocations` wakes every follower (coalesced: many commits in a
+///   burst send few notifications); each instance keeps one connection `LISTEN`ing, and re-establishes it, with a
+///   catch-up read, when it drops.
+public final class PostgresDatabaseHandle: SQLDatabaseHandle {
+    public let flavor = SQLFlavor.postgres
+    let client: PostgresClient
+    private let running: Task<Void, Never>
+    let logger: Logger
+    private let notifier = Mutex<NotifierState>(NotifierState())
+    /// How long any one read or transaction may take before it is answered 503 and abandoned.
+    public static let operationTimeout: Duration = .seconds(3)
+    /// The bound for work that is long by nature: a migration step, a batch of a copy.
+    public static let longOperationTimeout: Duration = .seconds(600)
+    /// The channel the log's growth is announced on.
+    static let channel = "tessera_revocations"
+    /// First key of Tessera's advisory locks (the second is the schema and the job, hashed).
+    static let lockSpace: Int32 = 0x7E55
+
+    private struct NotifierState {
+        var pending = false
+        var sending = false
+    }
+
+    private init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+        // The pool runs for the handle's life: migrations and one-shot commands need it before (or without) a
+        // service group; `close()` ends it.
+        self.running = Task { await client.run() }
+    }
+
+    /// Connects to the database a `postgres://` URL names and checks that it answers.
+    public static func open(url: String, poolSize: Int = 10, logger: Logger) async throws -> PostgresDatabaseHandle {
+        let configuration = try PostgresURL(url).clientConfiguration(poolSize: poolSize)
+        let handle = PostgresDatabaseHandle(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+        do {
+            try await handle.read { db in try await db.raw("SELECT 1").run() }
+            return handle
+        } catch {
+            await handle.close()
+            throw error
+        }
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await self.bounded {
+            try await self.client.withConnection { connection in try await body(connection.sql(queryLogLevel: nil)) }
+        }
+    }
+
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await self.bounded {
+            do {
+                return try await self.client.withTransaction(logger: self.logger) { connection in
+                    let value = try await body(connection.sql(queryLogLevel: nil))
+                    // Out of time: roll back rather than commit what the caller was already told failed.
+                    try Task.checkCancellation()
+                    return value
+                }
+            } catch let error as PostgresTransactionError {
+                throw Self.unwrap(error)
+            }
+        }
+    }
+
+    /// The error that matters in a failed transaction: the body's own (a domain error such as `email_taken` must
+    /// reach the caller as itself), else the `BEGIN`'s or the `COMMIT`'s.
+    static func unwrap(_ error: PostgresTransactionError) -> any Error {
+        if let error = error.closureError { return error }
+        if let error = error.beginError { return error }
+        if let error = error.commitError { return error }
+        return error
+    }
+
+    public func close() async {
+        self.running.cancel()
+        await self.running.value
+    }
+
+    public func rowLock(of alias: String?) -> String { alias.map { " FOR UPDATE OF \($0)" } ?? " FOR UPDATE" }
+
+    /// Advisory locks are per database; Tessera's are also per schema (`hashtext(current_schema())`), so that two
+    /// deployments in two schemas of one database never wait for each other.
+    public func lockForMigration(on db: any SQLDatabase) async throws {
+        try await db.raw("SELECT pg_advisory_xact_lock(\(literal: Int(Self.lockSpace)), hashtext(current_schema() || ':migrations'))").run()
+    }
+
+    public func exclusively<T: Sendable>(_ job: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
+        let name = ":" + job
+        do {
+            return try await self.client.withConnection { connection -> T? in
+                let got = try await connection.query(
+                    "SELECT pg_try_advisory_lock(\(Self.lockSpace), hashtext(current_schema() || \(name))) AS got", logger: self.logger
+                ).collect().first?.decode(Bool.self) ?? false
+                guard got else { return nil }
+                let unlock: PostgresQuery = "SELECT pg_advisory_unlock(\(Self.lockSpace), hashtext(current_schema() || \(name)))"
+                do {
+                    let value = try await body()
+                    _ = try? await connection.query(unlock, logger: self.logger)
+                    return value
+                } catch {
+                    _ = try? await connection.query(unlock, logger: self.logger)
+                    throw error
+                }
+            }
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    public func announceRevocations() {
+        let start = self.notifier.withLock { state -> Bool in
+            state.pending = true
+            guard !state.sending else { return false }
+            state.sending = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            while self.notifier.withLock({ state -> Bool in
+                if state.pending {
+                    state.pending = false
+                    return true
+                }
+                state.sending = false
+                return false
+            }) {
+                do {
+                    try await self.bounded {
+                        try await self.client.query("NOTIFY \(unescaped: Self.channel)", logger: self.logger)
+                    }
+                } catch {
+                    // The revocation is committed; followers find it at their next poll.
+                    self.logger.debug("could not announce revocations", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+                }
+            }
+        }
+    }
+
+    public func watchRevocations(wake: @escaping @Sendable () -> Void) async {
+        var failing = false
+        while !Task.isCancelled {
+            do {
+                try await self.client.withConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        // Listening (again): whatever was announced while it was not is read now.
+                        wake()
+                        if failing { self.logger.info("listening for revocations again") }
+                        failing = false
+                        for try await _ in notifications { wake() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                if !failing { self.logger.warning("lost the connection listening for revocations; polling until it is back") }
+                failing = true
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Runs the operation, or answers ``StoreUnavailable`` once ``operationTimeout`` has passed (and cancels it).
+    /// Migrations and copies (``DatabaseWork/isLong``) get ``longOperationTimeout``.
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await Deadline.run(within: DatabaseWork.isLong ? Self.longOperationTimeout : Self.operationTimeout, operation)
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    /// PostgreSQL's "cannot now" errors (connection lost or refused, server shutting down or starting, too many
+    /// connections, out of resources, serialization or deadlock, lock not available) become ``StoreUnavailable``;
+    /// the rest stay as they are.
+    static func translate(_ error: any Error) -> any Error {
+        switch error {
+        case is StoreUnavailable, is CancellationError, is AuthError: return error
+        case let error as PostgresTransactionError: return translate(unwrap(error))
+        case let error as PSQLError:
+            switch error.code {
+            case .server:
+                let state = error.serverInfo?[.sqlState] ?? ""
+                let unavailable =
+                    ["08", "53", "57", "58"].contains(where: state.hasPrefix) || ["40001", "40P01", "55P03", "25006"].contains(state)
+                if unavailable { return StoreUnavailable("PostgreSQL \(state)") }
+                return PostgresStatementError(sqlState: state, message: error.serverInfo?[.message] ?? "")
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled,
+                .listenFailed:
+                return StoreUnavailable("PostgreSQL connection: \(error.code)")
+            default:
+                return error
+            }
+        case is IOError, is ChannelError:
+            return StoreUnavailable("PostgreSQL connection: \(type(of: error))")
+        default:
+            // The pool's own errors (its requests cancelled, the pool shut down) are not public types.
+            let name = String(reflecting: type(of: error))
+            if name.hasPrefix("_ConnectionPoolModule.") || name.hasPrefix("PostgresNIO.") { return StoreUnavailable("PostgreSQL: \(name)") }
+            return error
+        }
+    }
+}
+
+/// A statement PostgreSQL refused for a reason other than "not now": its SQLSTATE and message (never the
+/// statement's values, which postgres-nio keeps out of descriptions for the same reason).
+public struct PostgresStatementError: Error, CustomStringConvertible {
+    public var sqlState: String
+    public var message: String
+    public var description: String { "PostgreSQL refused a statement: \(self.sqlState) \(self.message)" }
+}
+
+/// The parts of a `postgres://user:password@host:port/database?sslmode=…&sslrootcert=…` URL.
+struct PostgresURL {
+    var host: String
+    var port: Int
+    var username: String
+    var password: String?
+    var database: String?
+    var sslMode: String
+    var rootCertificate: String?
+    /// libpq's `options`: server settings for every connection, such as `-c search_path=tessera`.
+    var options: String?
+
+    init(_ text: String) throws {
+        guard let components = URLComponents(string: text), let scheme = components.scheme, ["postgres", "postgresql"].contains(scheme) else {
+            throw DatabaseURLError(text: text, problem: "it is not a postgres:// URL")
+        }
+        guard let user = components.user, !user.isEmpty else {
+            throw DatabaseURLError(text: "postgres://…", problem: "it names no user (postgres://USER:PASSWORD@HOST:PORT/DATABASE)")
+        }
+        self.host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+        self.port = components.port ?? 5432
+        self.username = user.removingPercentEncoding ?? user
+        self.password = components.password.map { $0.removingPercentEncoding ?? $0 }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        self.database = path.isEmpty ? nil : path
+        var mode = "prefer"
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let value = item.value, ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"].contains(value) else {
+                    throw DatabaseURLError(
+                        text: "postgres://…", problem: "sslmode must be disable, allow, prefer, require, verify-ca or verify-full, not '\(item.value ?? "")'"
+                    )
+                }
+                mode = value
+            case "sslrootcert": self.rootCertificate = item.value
+            case "options": self.options = item.value
+            default:
+                throw DatabaseURLError(
+                    text: "postgres://…", problem: "unknown parameter '\(item.name)' (sslmode, sslrootcert and options are understood)"
+                )
+            }
+        }
+        self.sslMode = mode
+    }
+
+    /// libpq's meaning of `sslmode`: `prefer` (the default) and `require` encrypt without checking the certificate,
+    /// `verify-ca` checks it against the root certificate, `verify-full` also checks the host name.
+    func clientConfiguration(poolSize: Int) throws -> PostgresClient.Configuration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let root = self.rootCertificate { tls.trustRoots = .file(root) }
+        let setting: PostgresClient.Configuration.TLS
+        switch self.sslMode {
+        case "disable":
+            setting = .disable
+        case "allow", "prefer":
+            tls.certificateVerification = .none
+            setting = .prefer(tls)
+        case "require":
+            tls.certificateVerification = .none
+            setting = .require(tls)
+        case "verify-ca":
+            tls.certificateVerification = .noHostnameVerification
+            setting = .require(tls)
+        default:
+            tls.certificateVerification = .fullVerification
+            setting = .require(tls)
+        }
+        var configuration = PostgresClient.Configuration(
+            host: self.host, port: self.port, username: self.username, password: self.password, database: self.database, tls: setting
+        )
+        configuration.options.maximumConnections = max(2, poolSize)
+        configuration.options.minimumConnections = 0
+        configuration.options.connectTimeout = .seconds(2)
+        if let options = self.options { configuration.options.additionalStartupParameters = [("options", options)] }
+        return configuration
+    }
+}
+
+/// Runs an operation with a time limit that holds even when the operation ignores cancellation: the caller is
+/// answered when time is up, and the operation is cancelled and left to finish on its own.
+enum Deadline {
+    /// The caller's continuation and the worker, shared by the worker, the timer and the cancellation handler.
+    private final class Race<T: Sendable>: Sendable {
+        let answer = Mutex<CheckedContinuation<T, any Error>?>(nil)
+        let worker = Mutex<Task<Void, Never>?>(nil)
+
+        /// Answers the caller unless someone already did; true if this call did.
+        @discardableResult
+        func finish(_ result: Result<T, any Error>) -> Bool {
+            let continuation = self.answer.withLock { continuation -> CheckedContinuation<T, any Error>? in
+                defer { continuation = nil }
+                return continuation
+            }
+            continuation?.resume(with: result)
+            return continuation != nil
+        }
+    }
+
+    static func run<T: Sendable>(within limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let race = Race<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                race.answer.withLock { $0 = continuation }
+                let task = Task {
+                    do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
+                }
+                race.worker.withLock { $0 = task }
+                Task {
+                    try? await Task.sleep(for: limit)
+                    if race.finish(.failure(StoreUnavailable("the database did not answer within \(limit)"))) { task.cancel() }
+                }
+            }
+        } onCancel: {
+            race.worker.withLock { $0?.cancel() }
+        }
+    }
+}
