@@ -15,7 +15,7 @@ struct Tessera: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Self-hosted sign-in and sessions whose tokens can be taken back at once.",
-        subcommands: [Serve.self, Migrate.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self]
+        subcommands: [Serve.self, Migrate.self, Copy.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self]
     )
 
     static func main() async {
@@ -126,7 +126,7 @@ extension CommandLine {
 
 /// `--database`, shared by every command; `DATABASE_URL` when absent.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: "sqlite:///abs/path, sqlite://rel/path or a bare path (default: DATABASE_URL or sqlite://tessera.sqlite)")
+    @Option(name: .long, help: "sqlite:///abs/path, sqlite://rel/path, a bare path, or postgres://user:pass@host:port/db (default: DATABASE_URL or sqlite://tessera.sqlite)")
     var database: String?
 
     /// The configuration from the environment with this flag applied.

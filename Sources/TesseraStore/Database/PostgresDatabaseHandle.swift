@@ -128,6 +128,14 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
         }
     }
 
+    public func continueNumbering(_ table: String, column: String, on db: any SQLDatabase) async throws {
+        try await db.raw(
+            """
+            SELECT setval(pg_get_serial_sequence(\(bind: table), \(bind: column)), (SELECT COALESCE(MAX(\(unsafeRaw: column)), 0) + 1 FROM \(unsafeRaw: table)), false)
+            """
+        ).run()
+    }
+
     public func announceRevocations() {
         let start = self.notifier.withLock { state -> Bool in
             state.pending = true

@@ -34,6 +34,9 @@ public protocol SQLDatabaseHandle: Sendable {
     func lockForMigration(on db: any SQLDatabase) async throws
     /// Runs `body` unless another process is running the job of that name now (then returns nil without running).
     func exclusively<T: Sendable>(_ job: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T?
+    /// After rows were inserted with explicit values in an auto-numbered column (a copy), makes the next number
+    /// follow the highest one (PostgreSQL's identity sequence; SQLite's AUTOINCREMENT does so by itself).
+    func continueNumbering(_ table: String, column: String, on db: any SQLDatabase) async throws
     /// Tells other processes that the log has grown; called after the commit, never inside the transaction.
     func announceRevocations()
     /// Calls `wake` whenever another process announces revocations, until cancelled; returns at once when the

@@ -259,6 +259,9 @@ extension SQLiteDatabaseHandle {
         try await body()
     }
 
+    /// AUTOINCREMENT already continues after the highest explicit value inserted.
+    public func continueNumbering(_ table: String, column: String, on db: any SQLDatabase) async throws {}
+
     /// Nothing to announce to: other processes on the file poll.
     public func announceRevocations() {}
 

@@ -1,0 +1,264 @@
+import Foundation
+import SQLKit
+import Synchronization
+import Testing
+import TesseraCore
+
+@testable import TesseraStore
+
+/// What several instances on one database need, tried on both databases where it applies, and on PostgreSQL
+/// (the only one with concurrent writers) for what only it can get wrong.
+@Suite struct SharedDatabaseTests {
+    /// Attack stopped (against a follower that reads `seq > last`): a revocation whose transaction took its `seq`
+    /// early and committed late is skipped by every other instance for good. The snapshot-diff cursor reads it.
+    @Test(arguments: TestBackend.all.filter { $0 == .postgres })
+    func aRevocationThatCommitsAfterALaterOneIsStillRead(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { writer in
+                let ann = try await writer.signUpAndIn("ann@example.org")
+                let bob = try await writer.signUpAndIn("bob@example.org")
+                try await database.withProcess { reader in
+                    #expect(await reader.accepts(ann))
+                    #expect(await reader.accepts(bob))
+                    let slowCanCommit = OneTimeSignal()
+                    let slowHasWritten = OneTimeSignal()
+                    // Ann's sign-out takes its seq first and commits last.
+                    let slow = Task {
+                        try await writer.store.database.transaction { db in
+                            _ = try await SQLAuthStore.appendEntry(
+                                .session(id: ann.sessionId, until: Date().addingTimeInterval(900)), cause: .signOut, at: Date(), actorId: nil,
+                                reason: "logout", on: db
+                            )
+                            slowHasWritten.fire()
+                            await slowCanCommit.wait()
+                        }
+                    }
+                    await slowHasWritten.wait()
+                    try await writer.auth.logout(try writer.auth.authenticate(accessToken: bob.accessToken), origin: RequestOrigin())
+                    try await reader.follower.catchUp()
+                    #expect(await !reader.accepts(bob))
+                    #expect(await reader.accepts(ann), "Ann's row is not committed yet")
+                    slowCanCommit.fire()
+                    try await slow.value
+                    try await reader.follower.catchUp()
+                    #expect(await !reader.accepts(ann), "the row with the smaller seq, committed later, was skipped")
+                    let log = try await reader.store.revocations(after: 0, limit: 10)
+                    #expect(log.count == 2)
+                }
+            }
+        }
+    }
+
+    /// Two refreshes of one refresh token at once: one rotates, the other is told the token was already used (and
+    /// the session goes, as for any reuse); never a constraint violation or a 500.
+    @Test(arguments: TestBackend.all)
+    func twoRefreshesOfOneTokenAtOnceNeverFail(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { one in
+                try await database.withProcess { two in
+                    for round in 0..<5 {
+                        let pair = try await one.signUpAndIn("ann@example.org", device: "phone \(round)")
+                        async let first = outcome { try await one.auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin(userAgent: "a")) }
+                        async let second = outcome { try await two.auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin(userAgent: "b")) }
+                        let outcomes = await [first, second]
+                        let rotated = outcomes.filter { if case .success = $0 { true } else { false } }
+                        #expect(rotated.count == 1, "exactly one refresh wins")
+                        for case .failure(let error) in outcomes {
+                            #expect(error is AuthError, "the loser is told why (\(error)), not a database error")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Two registrations of one address at once (two instances): one account, and the other is told the address
+    /// is taken.
+    @Test(arguments: TestBackend.all)
+    func twoRegistrationsOfOneAddressAtOnceMakeOneAccount(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { one in
+                try await database.withProcess { two in
+                    async let first = outcome { try await one.auth.register(email: "ann@example.org", password: "correct horse", origin: RequestOrigin()) }
+                    async let second = outcome { try await two.auth.register(email: "Ann@example.org", password: "correct horse", origin: RequestOrigin()) }
+                    let outcomes = await [first, second]
+                    #expect(outcomes.filter { if case .success = $0 { true } else { false } }.count == 1)
+                    for case .failure(let error) in outcomes { #expect(error as? AuthError == .emailTaken) }
+                }
+            }
+        }
+    }
+
+    /// Attack stopped: an attacker spreading password guesses over several instances gets the limit once, not
+    /// once per instance. The counts live in the database.
+    @Test(arguments: TestBackend.all)
+    func failedSignInsAreCountedOnceForEveryInstance(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { process in
+                let one = SQLFailureCounter(database: process.store.database)
+                let two = SQLFailureCounter(database: process.store.database)
+                let now = Date()
+                for index in 0..<6 {
+                    let counter = index % 2 == 0 ? one : two
+                    try await counter.record("account:ann|1.2.3.4", at: now.addingTimeInterval(Double(index)), keepingAtMost: 4, window: .seconds(900))
+                }
+                let seen = try await one.failures(for: "account:ann|1.2.3.4", since: now.addingTimeInterval(-1))
+                #expect(seen.count == 4, "at most the latest four are kept, and both instances' failures count")
+                #expect(try await two.failures(for: "account:ann|1.2.3.4", since: now.addingTimeInterval(-1)) == seen)
+                #expect(try await two.failures(for: "account:bob|1.2.3.4", since: now.addingTimeInterval(-1)).isEmpty)
+                try await two.reset("account:ann|1.2.3.4")
+                #expect(try await one.failures(for: "account:ann|1.2.3.4", since: now.addingTimeInterval(-1)).isEmpty)
+                // Only a hash of the key is stored: no address or account name in the table.
+                let stored = try await process.store.database.read { db in
+                    try await db.raw("SELECT key_hash FROM sign_in_failures").all().map { try $0.decode(column: "key_hash", as: String.self) }
+                }
+                #expect(stored.allSatisfy { !$0.contains("ann") })
+            }
+        }
+    }
+
+    /// A cursor from another database (a restore, a failover) is not trusted: the follower reads the whole log
+    /// and replaces its index, dropping what the new database no longer has.
+    @Test(arguments: TestBackend.all)
+    func aCursorFromAnotherDatabaseMakesTheFollowerReloadEverything(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { process in
+                let ann = try await process.signUpAndIn()
+                try await process.auth.logout(try process.auth.authenticate(accessToken: ann.accessToken), origin: RequestOrigin())
+                try await process.follower.catchUp()
+                let cursor = try #require(process.follower.cursor)
+                await #expect(throws: RevocationLogCursorInvalid.self) {
+                    try await process.store.readRevocationLog(
+                        after: RevocationLogCursor(cluster: "another", position: cursor.position), pageSize: 10, onPage: { _ in }
+                    )
+                }
+                // An index that holds a cut the database does not (as after a restore to an earlier point) …
+                process.auth.index.apply([
+                    RevocationEntry(seq: 999, kind: .global(epoch: 7), revokedAt: Date(), actorId: nil, reason: nil)
+                ])
+                #expect(process.auth.index.counts.globalEpoch == 7)
+                // … is replaced whole when the follower finds itself on another database.
+                let replaced = RevocationLogFollower(store: ForeignCursorStore(base: process.store), index: process.auth.index, logger: TestDatabase.logger)
+                try await replaced.catchUp()
+                try await replaced.catchUp()
+                #expect(process.auth.index.counts.globalEpoch == 0)
+                #expect(process.auth.index.counts.sessions == 1)
+            }
+        }
+    }
+
+    /// Moving up: everything copied from one database to a new one, tokens issued before keep working against it,
+    /// revoked ones stay revoked, refresh tokens still refresh; copying into a non-empty database is refused.
+    @Test(arguments: TestBackend.all)
+    func aCopyKeepsEveryTokenAsItWas(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(.sqlite) { source in
+            let (ann, bob, cy) = try await source.withProcess { process in
+                let ann = try await process.signUpAndIn("ann@example.org")
+                let bob = try await process.signUpAndIn("bob@example.org")
+                let cy = try await process.signUpAndIn("cy@example.org")
+                try await process.auth.revokeUsers([bob.user.id], actorId: nil, reason: "lost phone", origin: .commandLine)
+                try await process.auth.logout(try process.auth.authenticate(accessToken: cy.accessToken), origin: RequestOrigin())
+                _ = try await process.auth.refresh(refreshToken: ann.refreshToken, origin: RequestOrigin())
+                return (ann, bob, cy)
+            }
+            try await TestDatabase.with(backend) { target in
+                let from = try await source.openHandle()
+                let to = try await target.openHandle()
+                try await Migrator(database: to, logger: TestDatabase.logger).migrate()
+                let report = try await DatabaseCopy(from: from, to: to, logger: TestDatabase.logger).run()
+                #expect(report.rows["users"] == 3)
+                #expect(report.rows["sessions"] == 3)
+                #expect((report.rows["revocations"] ?? 0) >= 2)
+                #expect((report.rows["audit_events"] ?? 0) >= 6)
+                await #expect(throws: CopyError.self) { try await DatabaseCopy(from: from, to: to, logger: TestDatabase.logger).run() }
+                await from.close()
+                await to.close()
+                try await target.withProcess { process in
+                    #expect(await process.accepts(ann), "a live token issued before the copy works after it")
+                    #expect(await !process.accepts(bob), "a revoked user stays revoked")
+                    #expect(await !process.accepts(cy), "a signed-out session stays signed out")
+                    // Ann's first refresh token was spent before the copy: presenting it again is still caught as reuse.
+                    await #expect(throws: AuthError.self) { try await process.auth.refresh(refreshToken: ann.refreshToken, origin: RequestOrigin()) }
+                    // New rows continue the numbering after the copied ones.
+                    let fresh = try await process.signUpAndIn("dee@example.org")
+                    try await process.auth.logout(try process.auth.authenticate(accessToken: fresh.accessToken), origin: RequestOrigin())
+                    let log = try await process.store.revocations(after: 0, limit: 100)
+                    #expect(Set(log.map(\.seq)).count == log.count)
+                }
+            }
+        }
+    }
+}
+
+/// A store whose log reads say the database changed once (as after a failover), then behave.
+private final class ForeignCursorStore: AuthStore, @unchecked Sendable {
+    let base: SQLAuthStore
+    private let first = Mutex(true)
+    init(base: SQLAuthStore) { self.base = base }
+
+    func readRevocationLog(
+        after cursor: RevocationLogCursor?, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void
+    ) async throws -> RevocationLogCursor {
+        let next = try await self.base.readRevocationLog(after: cursor, pageSize: pageSize, onPage: onPage)
+        let foreign = self.first.withLock { first -> Bool in
+            defer { first = false }
+            return first
+        }
+        // The first answer hands out a cursor of another cluster; the next read must then reload.
+        return foreign ? RevocationLogCursor(cluster: "old-" + next.cluster, position: next.position) : next
+    }
+
+    func watchRevocations(wake: @escaping @Sendable () -> Void) async {}
+    func createUser(_ user: NewUser, audit: AuditRecord) async throws -> User { try await self.base.createUser(user, audit: audit) }
+    func user(id: UUID) async throws -> User? { try await self.base.user(id: id) }
+    func users(ids: [UUID]) async throws -> [User] { try await self.base.users(ids: ids) }
+    func credentials(normalizedEmail: String) async throws -> UserCredentials? { try await self.base.credentials(normalizedEmail: normalizedEmail) }
+    func openSession(_ session: NewSession, audit: AuditRecord) async throws -> SessionGrant { try await self.base.openSession(session, audit: audit) }
+    func rotateRefreshToken(_ rotation: RefreshRotation) async throws -> RefreshOutcome { try await self.base.rotateRefreshToken(rotation) }
+    func liveSessions(userId: UUID, now: Date) async throws -> [Session] { try await self.base.liveSessions(userId: userId, now: now) }
+    func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome { try await self.base.revoke(request) }
+    func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry] { try await self.base.revocations(after: seq, limit: limit) }
+    func unrevoke(_ request: UnrevokeRequest) async throws -> RevocationOutcome { try await self.base.unrevoke(request) }
+    func undoableCuts(userIds: [UUID]) async throws -> UndoableCuts { try await self.base.undoableCuts(userIds: userIds) }
+    func users(matching search: String?, afterEmail: String?, limit: Int) async throws -> [User] {
+        try await self.base.users(matching: search, afterEmail: afterEmail, limit: limit)
+    }
+    func activate(userId: UUID, audit: AuditRecord) async throws -> User? { try await self.base.activate(userId: userId, audit: audit) }
+    func deleteAuditEvents(before date: Date) async throws -> Int { try await self.base.deleteAuditEvents(before: date) }
+    func deleteExpiredRows(revocationsBefore: Date, sessionsBefore: Date) async throws -> ExpiredRowsDeleted {
+        try await self.base.deleteExpiredRows(revocationsBefore: revocationsBefore, sessionsBefore: sessionsBefore)
+    }
+    func recordAudit(_ record: AuditRecord) async throws { try await self.base.recordAudit(record) }
+    func auditEvents(_ query: AuditQuery) async throws -> [AuditRecord] { try await self.base.auditEvents(query) }
+    func ping() async throws { try await self.base.ping() }
+}
+
+/// The outcome of an async throwing call, as a value.
+func outcome<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
+    do { return .success(try await body()) } catch { return .failure(error) }
+}
+
+/// Fires once; every waiter, before or after, goes on.
+final class OneTimeSignal: Sendable {
+    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func fire() {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.fired = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let now = self.state.withLock { state -> Bool in
+                if state.fired { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+}
