@@ -5,10 +5,13 @@ import TesseraCore
 extension PostgresDatabaseHandle {
     /// Names the database a cursor belongs to: the cluster (`system_identifier`, new for every `initdb` and so for
     /// every restore into a new cluster), its timeline (new after a point-in-time recovery or a promoted standby),
-    /// and the database's oid (new when it is dropped and restored). Any change means rows the cursor claims to
-    /// have seen may be gone, or rows it has not seen look old: the follower reads the whole log again.
+    /// the server's start (a crash and its recovery may hand out again the ids of transactions whose records were
+    /// not yet on disk, such as an aborted one the previous snapshot counted as finished), and the database's oid
+    /// (new when it is dropped and restored). Any change means rows the cursor claims to have seen may be gone, or
+    /// rows it has not seen may look old: the follower reads the whole log again.
     static let clusterIdentity = """
         (SELECT system_identifier::text FROM pg_control_system()) || '.' || (SELECT timeline_id::text FROM pg_control_checkpoint())
+        || '.' || (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint::text
         || '.' || (SELECT oid::text FROM pg_database WHERE datname = current_database())
         """
 

@@ -52,7 +52,11 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     /// Connects to the database a `postgres://` URL names and checks that it answers.
     public static func open(url: String, poolSize: Int = 10, logger: Logger) async throws -> PostgresDatabaseHandle {
         let configuration = try PostgresURL(url).clientConfiguration(poolSize: poolSize)
-        let handle = PostgresDatabaseHandle(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+        // The pool reports every failed connection attempt at info, about twice a second while the database is
+        // down; the follower already logs the outage once, and its end.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        let handle = PostgresDatabaseHandle(client: PostgresClient(configuration: configuration, backgroundLogger: background), logger: logger)
         do {
             try await handle.read { db in try await db.raw("SELECT 1").run() }
             return handle
