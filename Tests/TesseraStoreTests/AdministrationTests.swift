@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TesseraCore
 
@@ -29,10 +30,14 @@ import TesseraCore
                 let ann = try await process.signUpAndIn()
                 let bob = try await process.signUpAndIn("bob@example.org")
                 try await process.auth.logout(try process.auth.authenticate(accessToken: bob.accessToken), origin: RequestOrigin())
-                try await process.auth.revokeUsers([ann.user.id], actorId: bob.user.id, reason: "lost phone", origin: .commandLine)
+                try await process.auth.revokeUsers([ann.user.id], actorId: bob.user.id, reason: "lost phone — perdu, 失くした ✓", origin: .commandLine)
                 _ = try await process.auth.revokeAll(actorId: nil, reason: nil, origin: .commandLine)
                 _ = try await process.auth.unrevoke(.global, actorId: nil, reason: nil, origin: .commandLine)
-                let fast = try await process.store.revocations(after: 0, limit: 100)
+                // The follower's read (SQLiteNIO's values, or PostgreSQL's packed records), in pages of two so that
+                // paging (and on PostgreSQL decoding one page while the next is read) is exercised.
+                let collected = Mutex<[RevocationEntry]>([])
+                _ = try await process.store.readRevocationLog(after: nil, pageSize: 2) { page in collected.withLock { $0 += page } }
+                let fast = collected.withLock { $0 }.sorted { $0.seq < $1.seq }
                 let generic = try await process.store.database.read { db in
                     try await SQLAuthStore.revocationsThroughSQLKit(after: 0, limit: 100, on: db)
                 }
@@ -47,7 +52,7 @@ import TesseraCore
                     }
                 })
                 #expect(kinds.isSuperset(of: ["session", "subject", "global"]))
-                #expect(fast.contains { $0.actorId == bob.user.id && $0.reason == "lost phone" })
+                #expect(fast.contains { $0.actorId == bob.user.id && $0.reason == "lost phone — perdu, 失くした ✓" })
                 #expect(try await process.store.revocations(after: fast[1].seq, limit: 1) == [fast[2]])
             }
         }

@@ -16,7 +16,7 @@ extension UUID {
     }
 
     /// Parses the 36 bytes of the textual form; see ``init(parsing:)``.
-    init?(parsing bytes: UnsafeBufferPointer<UInt8>) {
+    public init?(parsing bytes: UnsafeBufferPointer<UInt8>) {
         guard let parsed = UUID.parse(bytes) else { return nil }
         self = parsed
     }

@@ -42,7 +42,7 @@ extension SQLAuthStore {
             .map { row in
                 try RevocationLogRow(
                     seq: row.decode(column: "seq", as: Int64?.self), kind: row.decode(column: "kind", as: String?.self),
-                    target: row.decode(column: "target", as: String?.self), value: row.decode(column: "value", as: Int64?.self),
+                    target: row.decode(column: "target", as: String?.self).flatMap { UUID(parsing: $0) }, value: row.decode(column: "value", as: Int64?.self),
                     revokedAt: row.decode(column: "revoked_at", as: Int64?.self), actorId: row.decode(column: "actor_id", as: String?.self),
                     reason: row.decode(column: "reason", as: String?.self)
                 ).entry()
@@ -71,7 +71,8 @@ extension SQLAuthStore {
 struct RevocationLogRow {
     let seq: Int64?
     let kind: String?
-    let target: String?
+    /// The `jti`, `session_id` or `user_id`, parsed (nil when missing or not a UUID).
+    let target: UUID?
     let value: Int64?
     let revokedAt: Int64?
     let actorId: String?
@@ -89,7 +90,7 @@ extension RevocationLogRow {
             return nil
         }
         self.init(
-            seq: integer("seq"), kind: text("kind"), target: text("target"), value: integer("value"), revokedAt: integer("revoked_at"),
+            seq: integer("seq"), kind: text("kind"), target: text("target").flatMap { UUID(parsing: $0) }, value: integer("value"), revokedAt: integer("revoked_at"),
             actorId: text("actor_id"), reason: text("reason")
         )
     }
@@ -100,7 +101,7 @@ extension RevocationLogRow {
             return value
         }
         func target() throws -> UUID {
-            guard let uuid = self.target.flatMap({ UUID(parsing: $0) }) else { throw CorruptRow(description: "revocations target is not a UUID") }
+            guard let uuid = self.target else { throw CorruptRow(description: "revocations target is missing or not a UUID") }
             return uuid
         }
         let kind: RevocationKind
