@@ -41,6 +41,10 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
         var sending = false
     }
 
+    /// Names this handle in its notifications, so that it can ignore its own: the instance that wrote a revocation
+    /// applied it already, and reading it back at every commit of a busy instance cost a third of its write rate.
+    let identity = UUID().uuidString.lowercased()
+
     private init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
@@ -159,7 +163,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
             }) {
                 do {
                     try await self.bounded {
-                        try await self.client.query("NOTIFY \(unescaped: Self.channel)", logger: self.logger)
+                        try await self.client.query("SELECT pg_notify(\(Self.channel), \(self.identity))", logger: self.logger)
                     }
                 } catch {
                     // The revocation is committed; followers find it at their next poll.
@@ -179,7 +183,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
                         wake()
                         if failing { self.logger.info("listening for revocations again") }
                         failing = false
-                        for try await _ in notifications { wake() }
+                        for try await notification in notifications where notification.payload != self.identity { wake() }
                     }
                 }
             } catch {
@@ -327,6 +331,7 @@ enum Deadline {
     private final class Race<T: Sendable>: Sendable {
         let answer = Mutex<CheckedContinuation<T, any Error>?>(nil)
         let worker = Mutex<Task<Void, Never>?>(nil)
+        let timer = Mutex<Task<Void, Never>?>(nil)
 
         /// Answers the caller unless someone already did; true if this call did.
         @discardableResult
@@ -347,12 +352,16 @@ enum Deadline {
                 race.answer.withLock { $0 = continuation }
                 let task = Task {
                     do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
+                    // Done in time: the timer has nothing left to do (thousands of sleeping timers otherwise).
+                    race.timer.withLock { $0?.cancel() }
                 }
                 race.worker.withLock { $0 = task }
-                Task {
+                let timer = Task {
                     try? await Task.sleep(for: limit)
+                    if Task.isCancelled { return }
                     if race.finish(.failure(StoreUnavailable("the database did not answer within \(limit)"))) { task.cancel() }
                 }
+                race.timer.withLock { $0 = timer }
             }
         } onCancel: {
             race.worker.withLock { $0?.cancel() }
