@@ -91,6 +91,14 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
         }
     }
 
+    /// One statement in autocommit: PostgreSQL makes it a transaction of its own, committed (and, with
+    /// `synchronous_commit` on, flushed) before the answer arrives.
+    public func statement<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await self.bounded {
+            try await self.client.withConnection { connection in try await body(connection.sql(queryLogLevel: nil)) }
+        }
+    }
+
     /// The error that matters in a failed transaction: the body's own (a domain error such as `email_taken` must
     /// reach the caller as itself), else the `BEGIN`'s or the `COMMIT`'s.
     static func unwrap(_ error: PostgresTransactionError) -> any Error {
@@ -169,9 +177,15 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
                     // The revocation is committed; followers find it at their next poll.
                     self.logger.debug("could not announce revocations", metadata: ["error": "\(String(reflecting: type(of: error)))"])
                 }
+                // Under a stream of revocations, at most one notification per interval: each costs the cluster a
+                // global lock and every follower a read, and the commits of the interval ride on the next one.
+                try? await Task.sleep(for: Self.notificationSpacing)
             }
         }
     }
+
+    /// The least time between two notifications of one instance (what it may add to propagation under load).
+    static let notificationSpacing: Duration = .milliseconds(5)
 
     public func watchRevocations(wake: @escaping @Sendable () -> Void) async {
         var failing = false

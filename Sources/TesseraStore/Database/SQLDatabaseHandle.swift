@@ -19,6 +19,9 @@ public protocol SQLDatabaseHandle: Sendable {
     /// Runs the body in one transaction; it commits when the body returns and rolls back when it throws. It returns
     /// only once the commit is durable. Errors the body throws come out as thrown, not wrapped.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs one statement that is a transaction by itself (PostgreSQL: no `BEGIN`/`COMMIT` round trips around it;
+    /// SQLite: a group-committed transaction as usual). It returns once the commit is durable.
+    func statement<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
     /// Closes every connection.
     func close() async
 

@@ -259,6 +259,10 @@ extension SQLiteDatabaseHandle {
         try await body()
     }
 
+    public func statement<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await self.transaction(body)
+    }
+
     /// AUTOINCREMENT already continues after the highest explicit value inserted.
     public func continueNumbering(_ table: String, column: String, on db: any SQLDatabase) async throws {}
 

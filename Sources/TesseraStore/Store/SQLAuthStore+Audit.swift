@@ -46,9 +46,7 @@ extension SQLAuthStore {
     /// Appends one audit row, and one `audit_subjects` row per subject of a multi-subject event, inside the
     /// caller's transaction.
     static func insertAudit(_ record: AuditRecord, on db: any SQLDatabase) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let details = String(decoding: try encoder.encode(record.details), as: UTF8.self)
+        let details = try Self.encodedDetails(record)
         let inserted = try await db.raw(
             """
             INSERT INTO audit_events (at, event, actor_id, subject_id, session_id, terminal_id, ip, user_agent, details)
@@ -61,6 +59,13 @@ extension SQLAuthStore {
         guard !record.subjectIds.isEmpty else { return }
         guard let auditId = try inserted?.decode(column: "id", as: Int64.self) else { throw CorruptRow(description: "audit insert returned no id") }
         try await Self.insertAuditSubjects(Set(record.subjectIds.map(Column.id)), of: auditId, on: db)
+    }
+
+    /// An audit row's details as stored: JSON with sorted keys.
+    static func encodedDetails(_ record: AuditRecord) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(record.details), as: UTF8.self)
     }
 
     /// Records that the audit row `auditId` acted on each of these accounts (lower-case UUID text).

@@ -7,6 +7,10 @@ extension SQLAuthStore {
     /// target the log's `seq` order is the commit order, which the index relies on; users are locked in id order,
     /// so that two revokes of overlapping lists cannot deadlock. Other instances are told after the commit.
     public func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome {
+        if let outcome = try await self.signOutInOneStatement(request) {
+            self.database.announceRevocations()
+            return outcome
+        }
         let lock = self.database.rowLock
         let outcome = try await self.database.transaction { db in
             var entries: [RevocationEntry] = []
@@ -35,6 +39,44 @@ extension SQLAuthStore {
         }
         self.database.announceRevocations()
         return outcome
+    }
+
+    /// The commonest write of all, a sign-out (one session, one audit row), as one statement on PostgreSQL: the
+    /// session's update, its log row and its audit row in data-modifying CTEs, which PostgreSQL runs as one atomic
+    /// transaction. One round trip instead of five (`BEGIN`, three statements, `COMMIT`); SQLite, which has no
+    /// such CTEs and no round trips, takes the general path. Nil when the request is not that simple.
+    private func signOutInOneStatement(_ request: RevocationRequest) async throws -> RevocationOutcome? {
+        guard self.database.flavor == .postgres, case .session(let sessionId, let until) = request.target, request.reissue == nil,
+            request.newPasswordHash == nil, !request.deactivate, request.audit.count == 1, let record = request.audit.first, record.subjectIds.isEmpty
+        else { return nil }
+        let details = try Self.encodedDetails(record)
+        let id = Column.id(sessionId)
+        let at = Column.millis(request.at)
+        let seq = try await self.database.statement { db in
+            try await db.raw(
+                """
+                WITH cut AS (
+                    UPDATE sessions SET invalidated_at = \(bind: at), invalidated_reason = \(bind: request.reason)
+                    WHERE id = \(bind: id) AND invalidated_at IS NULL
+                ), logged AS (
+                    INSERT INTO revocations (kind, session_id, until_at, revoked_at, actor_id, reason, cause)
+                    VALUES ('session', \(bind: id), \(bind: Column.millis(until)), \(bind: at), \(bind: request.actorId.map(Column.id)),
+                            \(bind: request.reason), \(bind: request.cause.rawValue))
+                    RETURNING seq
+                ), audited AS (
+                    INSERT INTO audit_events (at, event, actor_id, subject_id, session_id, terminal_id, ip, user_agent, details)
+                    VALUES (\(bind: Column.millis(record.at)), \(bind: record.event.rawValue), \(bind: record.actorId.map(Column.id)),
+                            \(bind: record.subjectId.map(Column.id)), \(bind: record.sessionId.map(Column.id)), \(bind: record.terminalId),
+                            \(bind: record.ip), \(bind: record.userAgent), \(bind: details))
+                )
+                SELECT seq FROM logged
+                """
+            ).first()?.decode(column: "seq", as: Int64.self)
+        }
+        guard let seq else { throw CorruptRow(description: "the revocation row was not written") }
+        return RevocationOutcome(
+            entries: [RevocationEntry(seq: seq, kind: .session(id: sessionId, until: until), revokedAt: request.at, actorId: request.actorId, reason: request.reason)]
+        )
     }
 
     static func revokeSession(
