@@ -191,7 +191,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
                 return false
             }) {
                 do {
-                    try await self.bounded {
+                    _ = try await self.bounded {
                         try await self.client.query("SELECT pg_notify(\(Self.channel), \(self.identity))", logger: self.logger)
                     }
                 } catch {
