@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import SQLKit
 import Synchronization
@@ -18,8 +17,9 @@ public final class SQLFailureCounter: FailureCounter {
         self.database = database
     }
 
+    /// The hex SHA-256 of a key, as refresh tokens are stored.
     static func hash(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        OpaqueToken.hash(key)
     }
 
     public func failures(for key: String, since: Date) async throws -> [Date] {
