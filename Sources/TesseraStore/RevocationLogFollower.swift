@@ -52,6 +52,9 @@ public struct RevocationLogFollower: Service {
             )
             let read = try await self.reload()
             self.index.markSynced()
+            // Revocations this instance applied while the whole log was being read are in the database but not in
+            // the snapshot the reload read: read past it at once rather than at the next tick.
+            self.wake()
             return read
         }
     }

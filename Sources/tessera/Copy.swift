@@ -33,7 +33,10 @@ struct Copy: AsyncParsableCommand {
         }
         let report: DatabaseCopy.Report
         do {
-            report = try await DatabaseCopy(from: source.database, to: target.database, logger: logger).run()
+            // Counting a large table, or reading a batch of it, is long work, not a request.
+            report = try await DatabaseWork.$isLong.withValue(true) {
+                try await DatabaseCopy(from: source.database, to: target.database, logger: logger).run()
+            }
             await source.database.close()
             await target.database.close()
         } catch {

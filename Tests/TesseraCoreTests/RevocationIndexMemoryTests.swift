@@ -77,14 +77,20 @@ import Testing
         #expect(index.counts.subjects == 1)
     }
 
-    /// After a restore the whole log replaces the index: cuts the database no longer has are gone, freshness stays.
+    /// After a restore the whole log replaces the users' cut-offs (one undone there must not stay here); cut
+    /// sessions and tokens stay cut (a failover must not revive a sign-out); freshness stays.
     @Test func replacingTheIndexDropsWhatTheLogNoLongerHas() {
         let index = RevocationIndex()
         let ann = UUID()
-        index.apply([self.subjectCut(1, user: ann, version: 9, at: self.start)], now: self.start)
+        let signedOut = UUID()
+        index.apply([
+            self.subjectCut(1, user: ann, version: 9, at: self.start),
+            RevocationEntry(seq: 2, kind: .session(id: signedOut, until: self.start.addingTimeInterval(900)), revokedAt: self.start, actorId: nil, reason: nil),
+        ], now: self.start)
         index.markSynced()
         index.replace(with: [self.subjectCut(1, user: UUID(), version: 2, at: self.start)], now: self.start)
         #expect(!index.isRevoked(jti: UUID(), sessionId: UUID(), userId: ann, version: 3, epoch: 0))
+        #expect(index.isRevoked(jti: UUID(), sessionId: signedOut, userId: UUID(), version: 0, epoch: 0))
         #expect(index.counts.subjects == 1)
         #expect(index.isCurrent())
     }

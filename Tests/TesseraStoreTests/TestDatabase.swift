@@ -5,13 +5,22 @@ import Testing
 import TesseraCore
 import TesseraStore
 
-/// The databases the store suite runs against: SQLite always, PostgreSQL when the test command started a cluster
-/// (`TESSERA_TEST_POSTGRES_URL`; `scripts/test` always does, so CI runs both).
+/// The databases the store suite runs against: SQLite, and PostgreSQL when a cluster is named
+/// (`TESSERA_TEST_POSTGRES_URL`). `TESSERA_TEST_BACKENDS` (`sqlite`, `postgres` or both, comma-separated) narrows
+/// them: `scripts/test` runs every suite on SQLite, then this suite again on PostgreSQL alone, so that the two
+/// halves do not share two cores with each other.
 enum TestBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case sqlite
     case postgres
 
-    static var all: [TestBackend] { PostgresTestCluster.url == nil ? [.sqlite] : [.sqlite, .postgres] }
+    static let all: [TestBackend] = {
+        let available: [TestBackend] = PostgresTestCluster.url == nil ? [.sqlite] : [.sqlite, .postgres]
+        guard let chosen = ProcessInfo.processInfo.environment["TESSERA_TEST_BACKENDS"], !chosen.isEmpty else { return available }
+        let named = Set(chosen.split(separator: ",").compactMap { TestBackend(rawValue: $0.trimmingCharacters(in: .whitespaces)) })
+        // A run asked for PostgreSQL with no cluster to run on must fail, not pass with no test cases.
+        precondition(named.isSubset(of: available), "TESSERA_TEST_BACKENDS=\(chosen) names a database with no TESSERA_TEST_POSTGRES_URL")
+        return available.filter(named.contains)
+    }()
     var testDescription: String { self.rawValue }
 }
 

@@ -106,16 +106,34 @@ public final class RevocationIndex: Sendable {
         }
     }
 
-    /// Replaces everything with what a whole read of the log says (after the database was restored or failed over,
-    /// when rows it once had may be gone). Freshness is kept: the caller marks the index synced when it is done.
+    /// Replaces the users' and the global cut-offs with what a whole read of the log says (after the database was
+    /// restored or failed over, when rows it once had may be gone, and a cut-off that was undone there must not stay
+    /// here). Single tokens and sessions already cut stay cut: their ids are random and never come back, and a
+    /// sign-out acknowledged before an asynchronous standby was promoted must not be revived by the failover.
+    /// Freshness is kept: the caller marks the index synced when it is done.
     public func replace(with entries: [RevocationEntry], now: Date = Date()) {
         let nowSeconds = Int64(now.timeIntervalSince1970.rounded(.down))
         let lifetime = self.cutoffLifetime.map { $0.components.seconds }
         var fresh = State()
-        for entry in entries { fresh.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime) }
+        for entry in entries {
+            switch entry.kind {
+            case .subject, .global: fresh.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime)
+            case .token, .session: break
+            }
+        }
         fresh.lastAppliedSeq = entries.map(\.seq).max() ?? 0
         let replaced = self.state.withLock { state -> State in
             fresh.lastSyncedAt = state.lastSyncedAt
+            fresh.tokens = state.tokens
+            fresh.sessions = state.sessions
+            for entry in entries {
+                switch entry.kind {
+                case .token, .session: fresh.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime)
+                case .subject, .global: break
+                }
+            }
+            state.tokens = ExpiringIds()
+            state.sessions = ExpiringIds()
             swap(&state, &fresh)
             return fresh
         }

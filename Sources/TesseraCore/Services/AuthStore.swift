@@ -27,7 +27,8 @@ public protocol AuthStore: Sendable {
     /// uses ``readRevocationLog(after:pageSize:onPage:)``, which cannot skip a row that commits late.
     func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry]
     /// Every log row committed since `cursor` (all of them when it is nil), handed to `onPage` in pages of at most
-    /// `pageSize`, in `seq` order within a read; returns the cursor to continue from. Complete under concurrent
+    /// `pageSize` (pages in `seq` order, rows within a page in any order: the index needs none), returns the
+    /// cursor to continue from. Complete under concurrent
     /// writers. Throws ``RevocationLogCursorInvalid`` when the cursor is from another database.
     func readRevocationLog(
         after cursor: RevocationLogCursor?, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void

@@ -14,7 +14,13 @@ extension PostgresDatabaseHandle {
         (SELECT system_identifier::text FROM pg_control_system()) || '.' || (SELECT timeline_id::text FROM pg_control_checkpoint())
         || '.' || (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint::text
         || '.' || (SELECT oid::text FROM pg_database WHERE datname = current_database())
+        || '.' || COALESCE((SELECT token FROM tessera_boot WHERE id = 1), 'none')
         """
+
+    /// The boot token lives in an UNLOGGED table, which crash recovery empties: the postmaster's start time does not
+    /// change when it recovers from a crashed backend by itself (`restart_after_crash`), the token does. A read
+    /// finding none sets a new one (and, its identity changed, the follower reloads).
+    static let bootToken = "INSERT INTO tessera_boot (id, token) VALUES (1, gen_random_uuid()::text) ON CONFLICT (id) DO NOTHING"
 
     /// One log row as a packed binary record (big-endian, PostgreSQL's `*send` forms), so that a page of ten
     /// thousand rows arrives as one `bytea` value: see ``PackedLogRecords``.
@@ -48,11 +54,12 @@ extension PostgresDatabaseHandle {
         let limit = cursor == nil ? Self.wholeLogTimeout : Self.operationTimeout
         do {
             return try await Deadline.run(within: limit) {
-                try await self.client.withConnection { connection in
+                try await self.followerClient.withConnection { connection in
                     if let cursor, let quick = try await Self.readSince(cursor, pageSize: pageSize, on: connection, logger: logger) {
                         if !quick.entries.isEmpty { try onPage(quick.entries) }
                         return quick.cursor
                     }
+                    try await connection.query(PostgresQuery(unsafeSQL: Self.bootToken), logger: logger)
                     try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
                     do {
                         let read = try await Self.readLog(after: cursor, pageSize: pageSize, onPage: onPage, on: connection, logger: logger)
@@ -78,24 +85,30 @@ extension PostgresDatabaseHandle {
         let previous = cursor.position
         var query: PostgresQuery = """
             SELECT \(unescaped: Self.clusterIdentity) AS cluster, pg_current_snapshot()::text AS snapshot,
+                   pg_snapshot_xmax(pg_current_snapshot()) < pg_snapshot_xmax(\(previous)::pg_snapshot) AS went_back,
                    count(*)::int8 AS n, string_agg(record, ''::bytea) AS records
             FROM (SELECT seq, 
             """
         query.sql += Self.packedRecord
         let condition: PostgresQuery = """
              AS record FROM revocations
-            WHERE xid >= pg_snapshot_xmin(\(previous)::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, \(previous)::pg_snapshot)
+            WHERE (xid >= pg_snapshot_xmax(\(previous)::pg_snapshot) OR xid IN (SELECT pg_snapshot_xip(\(previous)::pg_snapshot)))
               AND pg_visible_in_snapshot(xid, pg_current_snapshot())
             ORDER BY seq LIMIT \(pageSize)) page
             """
         query.sql += condition.sql
         query.binds = condition.binds
         var result: (entries: [RevocationEntry], cursor: RevocationLogCursor)?
-        for try await (cluster, snapshot, count, packed) in try await connection.query(query, logger: logger).decode((String, String, Int64, ByteBuffer?).self) {
-            guard cluster == cursor.cluster else { throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: cluster) }
+        let decoded = try await connection.query(query, logger: logger).decode((String, String, Bool, Int64, ByteBuffer?).self)
+        for try await (cluster, snapshot, wentBack, count, packed) in decoded {
+            // Transaction ids never go back on one cluster; if they did, the cursor cannot be trusted.
+            guard cluster == cursor.cluster, !wentBack else {
+                throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: wentBack ? cluster + " (transaction ids went back)" : cluster)
+            }
             guard count < pageSize else { return nil }
             var entries: [RevocationEntry] = []
             if var packed { try PackedLogRecords.decode(&packed, into: &entries) }
+            guard entries.count == count else { throw CorruptRow(description: "a page of the revocation log decoded to \(entries.count) rows of \(count)") }
             result = (entries, RevocationLogCursor(cluster: cluster, position: snapshot))
         }
         return result
@@ -123,7 +136,7 @@ extension PostgresDatabaseHandle {
             let condition: PostgresQuery
             if let previous = cursor?.position {
                 condition = """
-                    xid >= pg_snapshot_xmin(\(previous)::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, \(previous)::pg_snapshot)
+                    (xid >= pg_snapshot_xmax(\(previous)::pg_snapshot) OR xid IN (SELECT pg_snapshot_xip(\(previous)::pg_snapshot)))
                       AND pg_visible_in_snapshot(xid, pg_current_snapshot()) AND seq > \(after)
                     """
             } else {

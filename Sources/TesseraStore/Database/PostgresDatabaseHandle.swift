@@ -24,7 +24,13 @@ import TesseraCore
 public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     public let flavor = SQLFlavor.postgres
     let client: PostgresClient
+    /// Connections of their own for the follower's reads, the `LISTEN` and job locks, as on SQLite: a pool busy
+    /// with requests must never make the index stale, and a job lock must never wait for the connections its job uses.
+    let followerClient: PostgresClient
+    /// The most connections `followerClient` opens: one listening, one reading, one holding a job's lock.
+    static let followerConnections = 3
     private let running: Task<Void, Never>
+    private let followerRunning: Task<Void, Never>
     let logger: Logger
     private let notifier = Mutex<NotifierState>(NotifierState())
     /// How long any one read or transaction may take before it is answered 503 and abandoned.
@@ -43,28 +49,36 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     private struct NotifierState {
         var pending = false
         var sending = false
+        var task: Task<Void, Never>?
     }
 
     /// Names this handle in its notifications, so that it can ignore its own: the instance that wrote a revocation
     /// applied it already, and reading it back at every commit of a busy instance cost a third of its write rate.
     let identity = UUID().uuidString.lowercased()
 
-    private init(client: PostgresClient, logger: Logger) {
+    private init(client: PostgresClient, followerClient: PostgresClient, logger: Logger) {
         self.client = client
+        self.followerClient = followerClient
         self.logger = logger
-        // The pool runs for the handle's life: migrations and one-shot commands need it before (or without) a
-        // service group; `close()` ends it.
+        // The pools run for the handle's life: migrations and one-shot commands need them before (or without) a
+        // service group; `close()` ends them.
         self.running = Task { await client.run() }
+        self.followerRunning = Task { await followerClient.run() }
     }
 
     /// Connects to the database a `postgres://` URL names and checks that it answers.
     public static func open(url: String, poolSize: Int = 10, logger: Logger) async throws -> PostgresDatabaseHandle {
-        let configuration = try PostgresURL(url).clientConfiguration(poolSize: poolSize)
+        let parsed = try PostgresURL(url)
+        let configuration = try parsed.clientConfiguration(poolSize: poolSize)
+        let followerConfiguration = try parsed.clientConfiguration(poolSize: Self.followerConnections)
         // The pool reports every failed connection attempt at info, about twice a second while the database is
         // down; the follower already logs the outage once, and its end.
         var background = logger
         background.logLevel = max(logger.logLevel, .warning)
-        let handle = PostgresDatabaseHandle(client: PostgresClient(configuration: configuration, backgroundLogger: background), logger: logger)
+        let handle = PostgresDatabaseHandle(
+            client: PostgresClient(configuration: configuration, backgroundLogger: background),
+            followerClient: PostgresClient(configuration: followerConfiguration, backgroundLogger: background), logger: logger
+        )
         do {
             try await handle.read { db in try await db.raw("SELECT 1").run() }
             return handle
@@ -85,8 +99,9 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
             do {
                 return try await self.client.withTransaction(logger: self.logger) { connection in
                     let value = try await body(connection.sql(queryLogLevel: nil))
-                    // Out of time: roll back rather than commit what the caller was already told failed.
-                    try Task.checkCancellation()
+                    // Out of time: roll back rather than commit what the caller was already told failed. Past
+                    // this point the `COMMIT` is on its way, and the caller waits for its outcome (see `Deadline`).
+                    try Deadline.enterCommit()
                     return value
                 }
             } catch let error as PostgresTransactionError {
@@ -112,9 +127,15 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
         return error
     }
 
+    /// Sends a notification still pending (a CLI's revocation must wake the servers before the command exits), then
+    /// closes both pools.
     public func close() async {
+        let notifying = self.notifier.withLock { $0.task }
+        _ = await notifying?.result
         self.running.cancel()
+        self.followerRunning.cancel()
         await self.running.value
+        await self.followerRunning.value
     }
 
     public func rowLock(of alias: String?) -> String { alias.map { " FOR UPDATE OF \($0)" } ?? " FOR UPDATE" }
@@ -128,7 +149,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     public func exclusively<T: Sendable>(_ job: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
         let name = ":" + job
         do {
-            return try await self.client.withConnection { connection -> T? in
+            return try await self.followerClient.withConnection { connection -> T? in
                 let got = try await connection.query(
                     "SELECT pg_try_advisory_lock(\(Self.lockSpace), hashtext(current_schema() || \(name))) AS got", logger: self.logger
                 ).collect().first?.decode(Bool.self) ?? false
@@ -164,7 +185,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
             return true
         }
         guard start else { return }
-        Task {
+        let task = Task {
             while self.notifier.withLock({ state -> Bool in
                 if state.pending {
                     state.pending = false
@@ -186,6 +207,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
                 try? await Task.sleep(for: Self.notificationSpacing)
             }
         }
+        self.notifier.withLock { $0.task = task }
     }
 
     /// The least time between two notifications of one instance (what it may add to propagation under load).
@@ -195,7 +217,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
         var failing = false
         while !Task.isCancelled {
             do {
-                try await self.client.withConnection { connection in
+                try await self.followerClient.withConnection { connection in
                     try await connection.listen(on: Self.channel) { notifications in
                         // Listening (again): whatever was announced while it was not is read now.
                         wake()
@@ -284,8 +306,9 @@ struct PostgresURL {
         }
         self.host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
         self.port = components.port ?? 5432
-        self.username = user.removingPercentEncoding ?? user
-        self.password = components.password.map { $0.removingPercentEncoding ?? $0 }
+        // URLComponents has percent-decoded these already (`percentEncodedUser` is the raw form).
+        self.username = user
+        self.password = components.password
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         self.database = path.isEmpty ? nil : path
         var mode = "prefer"
@@ -343,13 +366,18 @@ struct PostgresURL {
 }
 
 /// Runs an operation with a time limit that holds even when the operation ignores cancellation: the caller is
-/// answered when time is up, and the operation is cancelled and left to finish on its own.
+/// answered when time is up, and the operation is cancelled and left to finish on its own — unless it has begun to
+/// commit (``enterCommit()``): a caller must never be told "nothing was written" about a `COMMIT` that may land, so
+/// from then on it waits for the outcome, up to ``commitPatience`` more.
 enum Deadline {
-    /// The caller's continuation and the worker, shared by the worker, the timer and the cancellation handler.
-    private final class Race<T: Sendable>: Sendable {
+    /// How long a caller waits for a `COMMIT` already sent before it is told the outcome is unknown.
+    static let commitPatience: Duration = .seconds(30)
+
+    /// The caller's continuation, the worker and the timer, shared by them and the cancellation handler.
+    final class Race<T: Sendable>: Sendable {
         let answer = Mutex<CheckedContinuation<T, any Error>?>(nil)
         let worker = Mutex<Task<Void, Never>?>(nil)
-        let timer = Mutex<Task<Void, Never>?>(nil)
+        let committing = CommitFlag()
 
         /// Answers the caller unless someone already did; true if this call did.
         @discardableResult
@@ -363,23 +391,52 @@ enum Deadline {
         }
     }
 
+    /// Whether an operation has begun to commit.
+    final class CommitFlag: Sendable {
+        private let value = Mutex(false)
+        func set() { self.value.withLock { $0 = true } }
+        var isSet: Bool { self.value.withLock { $0 } }
+    }
+
+    /// Set in the worker's task: what ``enterCommit()`` marks.
+    @TaskLocal static var committing: CommitFlag?
+
+    /// Called by a transaction's body just before its `COMMIT` is sent: throws if time is already up (then it rolls
+    /// back), and otherwise keeps the deadline from answering before the `COMMIT`'s outcome is known.
+    static func enterCommit() throws {
+        try Task.checkCancellation()
+        Self.committing?.set()
+    }
+
     static func run<T: Sendable>(within limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let race = Race<T>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 race.answer.withLock { $0 = continuation }
-                let task = Task {
-                    do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
-                    // Done in time: the timer has nothing left to do (thousands of sleeping timers otherwise).
-                    race.timer.withLock { $0?.cancel() }
-                }
-                race.worker.withLock { $0 = task }
                 let timer = Task {
                     try? await Task.sleep(for: limit)
                     if Task.isCancelled { return }
-                    if race.finish(.failure(StoreUnavailable("the database did not answer within \(limit)"))) { task.cancel() }
+                    if race.committing.isSet {
+                        try? await Task.sleep(for: Self.commitPatience)
+                        if Task.isCancelled { return }
+                        if race.finish(.failure(StoreUnavailable("the database did not confirm a commit within \(limit + Self.commitPatience)"))) {
+                            race.worker.withLock { $0?.cancel() }
+                        }
+                        return
+                    }
+                    if race.finish(.failure(StoreUnavailable("the database did not answer within \(limit)"))) { race.worker.withLock { $0?.cancel() } }
                 }
-                race.timer.withLock { $0 = timer }
+                let task = Task {
+                    do {
+                        let value = try await Self.$committing.withValue(race.committing) { try await operation() }
+                        race.finish(.success(value))
+                    } catch {
+                        race.finish(.failure(error))
+                    }
+                    // Done in time: the timer has nothing left to do (thousands of sleeping timers otherwise).
+                    timer.cancel()
+                }
+                race.worker.withLock { $0 = task }
             }
         } onCancel: {
             race.worker.withLock { $0?.cancel() }

@@ -2,7 +2,7 @@
 public enum Migrations {
     /// Every step, oldest first.
     public static let all: [Migration] = [
-        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment,
+        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment, bootToken,
     ]
 
     /// The latest schema version.
@@ -209,5 +209,15 @@ public enum Migrations {
             "ALTER TABLE revocations ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
             "CREATE INDEX revocations_by_xid ON revocations (xid)",
         ]
+    )
+
+    /// PostgreSQL: a token that crash recovery erases (an UNLOGGED table is emptied by it), part of the identity a
+    /// follower's cursor is tied to, so that a crash makes every follower reload even when the postmaster itself
+    /// did not restart. Nothing on SQLite.
+    static let bootToken = Migration(
+        version: 8,
+        name: "boot token",
+        statements: [],
+        postgresStatements: ["CREATE UNLOGGED TABLE tessera_boot (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL)"]
     )
 }

@@ -12,6 +12,7 @@ extension SQLAuthStore {
             return outcome
         }
         let lock = self.database.rowLock
+        let sessionLock = self.database.rowLock(of: "s")
         let outcome = try await self.database.transaction { db in
             var entries: [RevocationEntry] = []
             switch request.target {
@@ -30,7 +31,9 @@ extension SQLAuthStore {
             }
             var reissued: SessionGrant?
             if let reissue = request.reissue {
-                reissued = try await Self.rekey(sessionId: reissue.sessionId, refreshTokenHash: reissue.refreshTokenHash, at: request.at, on: db)
+                reissued = try await Self.rekey(
+                    sessionId: reissue.sessionId, refreshTokenHash: reissue.refreshTokenHash, at: request.at, lock: sessionLock, on: db
+                )
             }
             for record in request.audit {
                 try await Self.insertAudit(record, on: db)
@@ -128,7 +131,9 @@ extension SQLAuthStore {
 
     /// Moves a live session to its user's current token version and the current epoch, with a new refresh token.
     /// Its old refresh token joins the spent ones, so a copy of it presented later is caught as reuse.
-    private static func rekey(sessionId: UUID, refreshTokenHash: String, at: Date, on db: any SQLDatabase) async throws -> SessionGrant {
+    /// The session's row is locked as a refresh locks it, so that a refresh of the same session at the same moment
+    /// goes first or after, never between the read of its refresh token and the update.
+    private static func rekey(sessionId: UUID, refreshTokenHash: String, at: Date, lock: String, on db: any SQLDatabase) async throws -> SessionGrant {
         let id = Column.id(sessionId)
         let now = Column.millis(at)
         guard
@@ -137,7 +142,7 @@ extension SQLAuthStore {
                 SELECT s.refresh_token_hash, u.\(unsafeRaw: Self.userColumns.replacingOccurrences(of: ", ", with: ", u.")), u.token_version AS user_version,
                        g.epoch AS global_epoch
                 FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN global_state g
-                WHERE s.id = \(bind: id) AND s.invalidated_at IS NULL AND s.expires_at > \(bind: now) AND u.is_active = 1
+                WHERE s.id = \(bind: id) AND s.invalidated_at IS NULL AND s.expires_at > \(bind: now) AND u.is_active = 1\(unsafeRaw: lock)
                 """
             ).first()
         else { throw AuthError.tokenRevoked }

@@ -44,7 +44,11 @@ public final class SQLFailureCounter: FailureCounter {
                     SELECT at FROM sign_in_failures WHERE key_hash = \(bind: hash) ORDER BY at DESC LIMIT 1 OFFSET \(literal: max(0, limit - 1))))
                 """
             ).run()
-            if sweep { try await db.raw("DELETE FROM sign_in_failures WHERE at <= \(bind: horizon)").run() }
+        }
+        // The sweep is its own transaction, and a failed one (a deadlock with a concurrent per-key delete) is only
+        // retried at a later record: it must never turn a failed sign-in's answer into a 503.
+        if sweep {
+            _ = try? await self.database.transaction { db in try await db.raw("DELETE FROM sign_in_failures WHERE at <= \(bind: horizon)").run() }
         }
     }
 
