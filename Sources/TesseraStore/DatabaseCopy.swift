@@ -26,8 +26,9 @@ public struct DatabaseCopy: Sendable {
     struct Table: Sendable {
         let name: String
         let columns: [(String, ColumnType)]
-        /// A single-column key to page by; nil pages by offset over every column.
-        let key: String?
+        /// The unique key to page by (keyset paging: each page starts after the last row of the previous one); empty
+        /// pages by offset, for a small table with no key.
+        let key: [String]
         /// The auto-numbered column whose numbering continues after the copied rows.
         let numbered: String?
     }
@@ -41,7 +42,7 @@ public struct DatabaseCopy: Sendable {
                 ("id", .text), ("email", .text), ("email_normalized", .text), ("password_hash", .text), ("role", .text), ("is_active", .integer),
                 ("token_version", .integer), ("accepted_from_version", .integer), ("created_at", .integer), ("updated_at", .integer),
             ],
-            key: "id", numbered: nil
+            key: ["id"], numbered: nil
         ),
         Table(
             name: "sessions",
@@ -50,9 +51,9 @@ public struct DatabaseCopy: Sendable {
                 ("expires_at", .integer), ("ip", .text), ("user_agent", .text), ("device_name", .text), ("terminal_id", .text),
                 ("token_version", .integer), ("epoch", .integer), ("invalidated_at", .integer), ("invalidated_reason", .text),
             ],
-            key: "id", numbered: nil
+            key: ["id"], numbered: nil
         ),
-        Table(name: "spent_refresh_tokens", columns: [("token_hash", .text), ("session_id", .text), ("spent_at", .integer)], key: "token_hash", numbered: nil),
+        Table(name: "spent_refresh_tokens", columns: [("token_hash", .text), ("session_id", .text), ("spent_at", .integer)], key: ["token_hash"], numbered: nil),
         Table(
             name: "revocations",
             columns: [
@@ -60,7 +61,7 @@ public struct DatabaseCopy: Sendable {
                 ("epoch", .integer), ("until_at", .integer), ("revoked_at", .integer), ("actor_id", .text), ("reason", .text),
                 ("previous_value", .integer), ("undoes_seq", .integer), ("cause", .text),
             ],
-            key: "seq", numbered: "seq"
+            key: ["seq"], numbered: "seq"
         ),
         Table(
             name: "audit_events",
@@ -68,13 +69,13 @@ public struct DatabaseCopy: Sendable {
                 ("id", .integer), ("at", .integer), ("event", .text), ("actor_id", .text), ("subject_id", .text), ("session_id", .text),
                 ("terminal_id", .text), ("ip", .text), ("user_agent", .text), ("details", .text),
             ],
-            key: "id", numbered: "id"
+            key: ["id"], numbered: "id"
         ),
-        Table(name: "audit_subjects", columns: [("audit_id", .integer), ("subject_id", .text)], key: nil, numbered: nil),
+        Table(name: "audit_subjects", columns: [("audit_id", .integer), ("subject_id", .text)], key: ["audit_id", "subject_id"], numbered: nil),
         Table(
             name: "identity_conflicts",
             columns: [("user_id", .text), ("email", .text), ("problem", .text), ("other_user_id", .text), ("found_at", .integer)],
-            key: nil, numbered: nil
+            key: [], numbered: nil
         ),
     ]
 
@@ -132,17 +133,19 @@ public struct DatabaseCopy: Sendable {
 
     private func copy(_ table: Table) async throws -> Int {
         let columns = table.columns.map(\.0).joined(separator: ", ")
-        let order = table.key ?? columns
+        let order = table.key.isEmpty ? columns : table.key.joined(separator: ", ")
+        let keyPositions = table.key.compactMap { key in table.columns.firstIndex { $0.0 == key } }
         var copied = 0
-        var lastKey: (any Encodable & Sendable)?
+        var lastKey: [any Encodable & Sendable]?
         while true {
             let page = copied
             let after = lastKey
             let rows: [[any Encodable & Sendable]] = try await self.source.read { db in
                 var sql: SQLQueryString = "SELECT \(unsafeRaw: columns) FROM \(unsafeRaw: table.name)"
-                if let key = table.key, let after { sql += " WHERE \(unsafeRaw: key) > \(bind: after)" }
+                // A row value comparison, `(a, b) > (?, ?)`, for a key of several columns (SQLite ≥ 3.15, PostgreSQL).
+                if let after { sql += " WHERE (\(unsafeRaw: order)) > (\(SQLList(after.map { SQLBind($0) })))" }
                 sql += " ORDER BY \(unsafeRaw: order) LIMIT \(literal: Self.batchSize)"
-                if table.key == nil { sql += " OFFSET \(literal: page)" }
+                if table.key.isEmpty { sql += " OFFSET \(literal: page)" }
                 return try await db.raw(sql).all().map { row in
                     try table.columns.map { name, type -> any Encodable & Sendable in
                         switch type {
@@ -164,7 +167,7 @@ public struct DatabaseCopy: Sendable {
                 }
             }
             copied += rows.count
-            if let key = table.key, let position = table.columns.firstIndex(where: { $0.0 == key }) { lastKey = rows[rows.count - 1][position] }
+            if !keyPositions.isEmpty { lastKey = keyPositions.map { rows[rows.count - 1][$0] } }
             self.logger.debug("copied", metadata: ["table": "\(table.name)", "rows": "\(copied)"])
             if rows.count < Self.batchSize { break }
         }

@@ -25,10 +25,9 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 BINARY = os.environ.get("TESSERA_BINARY", ".build/debug/tessera")
@@ -39,6 +38,19 @@ ADMIN = "admin@example.org"
 PHONE = dict(width=390, height=844)
 # How much of the page a screenshot keeps, from the top (the README shows them side by side).
 SCREENSHOT_HEIGHT = 1400
+
+
+def gone(element):
+    """A wait condition: `element` has left the page. Selenium's `staleness_of` knows only "stale element"; after a
+    navigation chromedriver may answer "Node with given id does not belong to the document" instead, which means
+    the same."""
+    def predicate(_):
+        try:
+            element.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+    return predicate
 
 
 class Server:
@@ -328,7 +340,7 @@ class SignOutTests(PageTestCase):
         laptop.get(self.server.base + "/account")  # not refresh(): that keeps the notice of the first sign-out
         tablet_row = next(r for r in laptop.find_elements(By.CSS_SELECTOR, "#sessions li.session") if "Bob's tablet" in r.text)
         tablet_row.find_element(By.CSS_SELECTOR, "button.session-sign-out").click()
-        self.wait(laptop).until(EC.staleness_of(tablet_row))
+        self.wait(laptop).until(gone(tablet_row))
         self.assertEqual(self.notice(laptop), "That device was signed out.")
         self.confirm(laptop_two, laptop_two.find_element(By.ID, "sign-out-all"))
         self.wait_for_path(laptop_two, "/login")

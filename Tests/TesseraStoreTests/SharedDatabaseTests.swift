@@ -49,6 +49,123 @@ import TesseraCore
         }
     }
 
+    /// Many sign-outs at once, some of one session twice, and one that the database cannot store (a NUL in its
+    /// audit row's user agent: PostgreSQL text cannot hold one): on PostgreSQL they commit in batches, and still each
+    /// sign-out is answered with its own log row, every one is in the log and the audit trail exactly once, every
+    /// signed-out session is refused by another instance, and the one bad write fails alone.
+    @Test(arguments: TestBackend.all)
+    func signOutsAtOnceEachCommitTheirOwnRowsAndABadOneFailsAlone(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { writer in
+                var pairs: [TokenPair] = []
+                for device in 0..<24 { pairs.append(try await writer.signUpAndIn("ann\(device % 3)@example.org", device: "phone \(device)")) }
+                let verified = try pairs.map { try writer.auth.authenticate(accessToken: $0.accessToken) }
+                let before = try await writer.store.revocations(after: 0, limit: 1000).count
+                // Each session signed out twice at once (a double tap), and one poisoned request among them.
+                let requests: [RevocationRequest] = (verified + verified).map { caller in
+                    let now = Date()
+                    return RevocationRequest(
+                        target: .session(caller.sessionId, until: now.addingTimeInterval(900)), cause: .signOut, actorId: caller.userId, reason: "logout",
+                        at: now,
+                        audit: [
+                            AuditRecord(
+                                at: now, event: .authLogout, actorId: caller.userId, subjectId: caller.userId, sessionId: caller.sessionId,
+                                origin: RequestOrigin(ip: "127.0.0.1", userAgent: "test"), details: ["event": "logout"]
+                            )
+                        ]
+                    )
+                }
+                var poisoned = requests[5]
+                poisoned.audit[0].userAgent = "bad\u{0}agent"
+                let outcomes = await withTaskGroup(of: (Int, Result<RevocationOutcome, any Error>).self) { group in
+                    for (index, request) in ([poisoned] + requests).enumerated() {
+                        group.addTask { (index, await outcome { try await writer.store.revoke(request) }) }
+                    }
+                    var all: [(Int, Result<RevocationOutcome, any Error>)] = []
+                    for await outcome in group { all.append(outcome) }
+                    return all.sorted { $0.0 < $1.0 }.map(\.1)
+                }
+                let poisonedOutcome = outcomes[0]
+                var answered: [Int64: UUID] = [:]
+                for (request, outcome) in zip(requests, outcomes.dropFirst()) {
+                    guard case .success(let revoked) = outcome, case .session(let sessionId, _) = request.target else { continue }
+                    for entry in revoked.entries { answered[entry.seq] = sessionId }
+                }
+                let seqs = Array(answered.keys)
+                #expect(answered.count == requests.count, "every good sign-out is acknowledged, each with a log row of its own")
+                let log = try await writer.store.revocations(after: 0, limit: 1000)
+                for entry in log {
+                    guard let sessionId = answered[entry.seq] else { continue }
+                    guard case .session(let id, _) = entry.kind else {
+                        Issue.record("a sign-out was answered with a \(entry.kind.name) row")
+                        continue
+                    }
+                    #expect(id == sessionId, "each caller is answered with its own row, not another's")
+                }
+                if case .success = poisonedOutcome {
+                    // SQLite stores the NUL: then it is one more row.
+                    #expect(backend == .sqlite)
+                    #expect(log.count == before + requests.count + 1)
+                } else {
+                    #expect(backend == .postgres)
+                    #expect(log.count == before + requests.count, "the bad write left nothing behind")
+                }
+                #expect(Set(seqs).isSubset(of: Set(log.map(\.seq))), "an acknowledged row is in the log")
+                let signOuts = try await writer.store.database.read { db in
+                    try await db.raw("SELECT COUNT(*) AS n FROM audit_events WHERE event = \(bind: AuditEventName.authLogout.rawValue)").first()?
+                        .decode(column: "n", as: Int.self)
+                }
+                #expect(signOuts == log.count - before, "one audit row per log row")
+                try await database.withProcess { reader in
+                    for pair in pairs { #expect(await !reader.accepts(pair)) }
+                }
+            }
+        }
+    }
+
+    /// The batched statement itself, with several sign-outs (one session twice): one call writes every row, each
+    /// `seq` answers its own sign-out, and the session keeps the first sign-out's time. (The test above would pass
+    /// even if every batch failed and its sign-outs were written one by one; this one would not.)
+    @Test(arguments: TestBackend.all.filter { $0 == .postgres })
+    func aBatchOfSignOutsIsWrittenByOneStatement(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { writer in
+                let pairs = [
+                    try await writer.signUpAndIn("ann@example.org", device: "phone"), try await writer.signUpAndIn("bob@example.org", device: "laptop"),
+                ]
+                let callers = try pairs.map { try writer.auth.authenticate(accessToken: $0.accessToken) }
+                let before = try await writer.store.revocations(after: 0, limit: 100).count
+                func signOut(_ caller: VerifiedAccessToken, at millis: Int64) -> SQLAuthStore.SignOut {
+                    SQLAuthStore.SignOut(
+                        session_id: caller.sessionId.lowercasedString, until_at: millis + 900_000, revoked_at: millis, reason: "logout", cause: "sign_out",
+                        audit_at: millis, event: AuditEventName.authLogout.rawValue, audit_actor_id: caller.userId.lowercasedString,
+                        subject_id: caller.userId.lowercasedString, audit_session_id: caller.sessionId.lowercasedString, details: "{}"
+                    )
+                }
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let batch = [signOut(callers[0], at: now), signOut(callers[1], at: now + 1), signOut(callers[0], at: now + 2)]
+                let seqs = try await SQLAuthStore.signOutTogether(batch, on: writer.store.database)
+                #expect(seqs.count == 3 && Set(seqs).count == 3)
+                let log = try await writer.store.revocations(after: 0, limit: 100)
+                #expect(log.count == before + 3)
+                for (seq, sent) in zip(seqs, batch) {
+                    let entry = try #require(log.first { $0.seq == seq })
+                    guard case .session(let id, _) = entry.kind else {
+                        Issue.record("not a session row")
+                        continue
+                    }
+                    #expect(id.lowercasedString == sent.session_id)
+                    #expect(Column.millis(entry.revokedAt) == sent.revoked_at)
+                }
+                let invalidatedAt = try await writer.store.database.read { db in
+                    try await db.raw("SELECT invalidated_at FROM sessions WHERE id = \(bind: callers[0].sessionId.lowercasedString)").first()?
+                        .decode(column: "invalidated_at", as: Int64.self)
+                }
+                #expect(invalidatedAt == now, "a session signed out twice in one batch keeps the first time")
+            }
+        }
+    }
+
     /// Two refreshes of one refresh token at once: one rotates, the other is told the token was already used (and
     /// the session goes, as for any reuse); never a constraint violation or a 500.
     /// On SQLite both come to one process (one file is one server; two processes writing it at once under load
@@ -65,7 +182,11 @@ import TesseraCore
                         async let second = outcome { try await two.auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin(userAgent: "b")) }
                         let outcomes = await [first, second]
                         let rotated = outcomes.filter { if case .success = $0 { true } else { false } }
-                        #expect(rotated.count == 1, "exactly one refresh wins")
+                        // One wins; the loser's reuse alarm ends the session. If that landed in this process's index
+                        // before the winner checked it there, the winner is refused too: neither gets tokens for a
+                        // session that has ended, which is the safe answer (seen under a loaded parallel run).
+                        #expect(rotated.count <= 1, "at most one refresh wins: \(outcomes)")
+                        if rotated.isEmpty { #expect(await !one.accepts(pair), "no winner: then the session has ended") }
                         for case .failure(let error) in outcomes {
                             #expect(error is AuthError, "the loser is told why (\(error)), not a database error")
                         }

@@ -183,13 +183,22 @@ extension PostgresDatabaseHandle {
 enum PackedLogRecords {
     static func decode(_ buffer: inout ByteBuffer, into entries: inout [RevocationEntry]) throws {
         func corrupt() -> CorruptRow { CorruptRow(description: "a packed revocation record is malformed") }
+        // Straight from the buffer's bytes: no array, no string in between (a million of each at start-up).
         func uuid() throws -> UUID {
-            guard let raw = buffer.readBytes(length: 16) else { throw corrupt() }
-            return UUID(uuid: (raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]))
+            guard buffer.readableBytes >= 16 else { throw corrupt() }
+            let uuid = buffer.withUnsafeReadableBytes { raw in
+                UUID(uuid: (raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]))
+            }
+            buffer.moveReaderIndex(forwardBy: 16)
+            return uuid
         }
         func flag() throws -> Bool {
             guard let byte = buffer.readInteger(as: UInt8.self) else { throw corrupt() }
             return byte == 1
+        }
+        func present<Value>(_ value: Value?, _ name: String) throws -> Value {
+            guard let value else { throw CorruptRow(description: "revocations.\(name) is missing") }
+            return value
         }
         while buffer.readableBytes > 0 {
             guard let seq = buffer.readInteger(as: Int64.self), let kindCode = buffer.readInteger(as: UInt8.self) else { throw corrupt() }
@@ -202,18 +211,16 @@ enum PackedLogRecords {
                 guard let length = buffer.readInteger(as: Int32.self), length >= 0, let text = buffer.readString(length: Int(length)) else { throw corrupt() }
                 reason = text
             }
-            let kind: String? =
-                switch kindCode {
-                case 1: "token"
-                case 2: "session"
-                case 3: "subject"
-                case 4: "global"
-                default: nil
-                }
-            entries.append(
-                try RevocationLogRow(seq: seq, kind: kind, target: target, value: value, revokedAt: revokedAt, actorId: actorId?.uuidString, reason: reason)
-                    .entry()
-            )
+            // The same rules as `RevocationLogRow.entry()`, the SQL reader's (a test requires both to agree).
+            let kind: RevocationKind
+            switch kindCode {
+            case 1: kind = .token(jti: try present(target, "jti"), until: Column.date(try present(value, "until_at")))
+            case 2: kind = .session(id: try present(target, "session_id"), until: Column.date(try present(value, "until_at")))
+            case 3: kind = .subject(userId: try present(target, "user_id"), acceptedFromVersion: try present(value, "accepted_from_version"))
+            case 4: kind = .global(epoch: try present(value, "epoch"))
+            default: throw CorruptRow(description: "unknown revocation kind")
+            }
+            entries.append(RevocationEntry(seq: seq, kind: kind, revokedAt: Column.date(revokedAt), actorId: actorId, reason: reason))
         }
     }
 }

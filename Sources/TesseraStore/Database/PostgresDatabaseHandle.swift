@@ -155,12 +155,16 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
                 ).collect().first?.decode(Bool.self) ?? false
                 guard got else { return nil }
                 let unlock: PostgresQuery = "SELECT pg_advisory_unlock(\(Self.lockSpace), hashtext(current_schema() || \(name)))"
+                // Unlocked in a task of its own, which the shutdown's cancellation does not reach: a session lock
+                // left on a pooled connection would keep every instance from the job until that connection closed.
+                let logger = self.logger
+                let release = { await Task { _ = try? await connection.query(unlock, logger: logger) }.value }
                 do {
                     let value = try await body()
-                    _ = try? await connection.query(unlock, logger: self.logger)
+                    await release()
                     return value
                 } catch {
-                    _ = try? await connection.query(unlock, logger: self.logger)
+                    await release()
                     throw error
                 }
             }
@@ -248,6 +252,18 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     /// PostgreSQL's "cannot now" errors (connection lost or refused, server shutting down or starting, too many
     /// connections, out of resources, serialization or deadlock, lock not available) become ``StoreUnavailable``;
     /// the rest stay as they are.
+    /// Serialization failure and deadlock: PostgreSQL rolled the transaction back to let another one through.
+    static let conflictStates = ["40001", "40P01"]
+
+    /// Whether a failed autocommit statement (as ``translate(_:)`` reports it) certainly wrote nothing, so that its
+    /// parts may be tried again one by one: PostgreSQL refused it (a value it cannot store), or made it a deadlock's
+    /// or a serialization conflict's victim. Not an outage, and not an error found after the commit.
+    @Sendable static func wroteNothing(_ error: any Error) -> Bool {
+        if error is PostgresStatementError { return true }
+        if let unavailable = error as? StoreUnavailable { return Self.conflictStates.contains { unavailable.reason == "PostgreSQL \($0)" } }
+        return false
+    }
+
     static func translate(_ error: any Error) -> any Error {
         switch error {
         case is StoreUnavailable, is CancellationError, is AuthError: return error
@@ -257,7 +273,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
             case .server:
                 let state = error.serverInfo?[.sqlState] ?? ""
                 let unavailable =
-                    ["08", "53", "57", "58"].contains(where: state.hasPrefix) || ["40001", "40P01", "55P03", "25006"].contains(state)
+                    ["08", "53", "57", "58"].contains(where: state.hasPrefix) || (Self.conflictStates + ["55P03", "25006"]).contains(state)
                 if unavailable { return StoreUnavailable("PostgreSQL \(state)") }
                 return PostgresStatementError(sqlState: state, message: error.serverInfo?[.message] ?? "")
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled,
@@ -437,6 +453,8 @@ enum Deadline {
                     timer.cancel()
                 }
                 race.worker.withLock { $0 = task }
+                // Cancelled before the worker existed: the cancellation handler found nothing to cancel.
+                if Task.isCancelled { task.cancel() }
             }
         } onCancel: {
             race.worker.withLock { $0?.cancel() }

@@ -44,42 +44,94 @@ extension SQLAuthStore {
         return outcome
     }
 
-    /// The commonest write of all, a sign-out (one session, one audit row), as one statement on PostgreSQL: the
-    /// session's update, its log row and its audit row in data-modifying CTEs, which PostgreSQL runs as one atomic
-    /// transaction. One round trip instead of five (`BEGIN`, three statements, `COMMIT`); SQLite, which has no
-    /// such CTEs and no round trips, takes the general path. Nil when the request is not that simple.
+    /// The commonest write of all, a sign-out (one session, one audit row), batched on PostgreSQL: the sign-outs
+    /// that arrive together are one statement (``signOutTogether(_:on:)``) through ``CommitBatcher``. SQLite, which
+    /// has group commit of its own and no round trips, takes the general path. Nil when the request is not that
+    /// simple.
     private func signOutInOneStatement(_ request: RevocationRequest) async throws -> RevocationOutcome? {
-        guard self.database.flavor == .postgres, case .session(let sessionId, let until) = request.target, request.reissue == nil,
+        guard let signOuts = self.signOuts, case .session(let sessionId, let until) = request.target, request.reissue == nil,
             request.newPasswordHash == nil, !request.deactivate, request.audit.count == 1, let record = request.audit.first, record.subjectIds.isEmpty
         else { return nil }
-        let details = try Self.encodedDetails(record)
-        let id = Column.id(sessionId)
-        let at = Column.millis(request.at)
-        let seq = try await self.database.statement { db in
-            try await db.raw(
-                """
-                WITH cut AS (
-                    UPDATE sessions SET invalidated_at = \(bind: at), invalidated_reason = \(bind: request.reason)
-                    WHERE id = \(bind: id) AND invalidated_at IS NULL
-                ), logged AS (
-                    INSERT INTO revocations (kind, session_id, until_at, revoked_at, actor_id, reason, cause)
-                    VALUES ('session', \(bind: id), \(bind: Column.millis(until)), \(bind: at), \(bind: request.actorId.map(Column.id)),
-                            \(bind: request.reason), \(bind: request.cause.rawValue))
-                    RETURNING seq
-                ), audited AS (
-                    INSERT INTO audit_events (at, event, actor_id, subject_id, session_id, terminal_id, ip, user_agent, details)
-                    VALUES (\(bind: Column.millis(record.at)), \(bind: record.event.rawValue), \(bind: record.actorId.map(Column.id)),
-                            \(bind: record.subjectId.map(Column.id)), \(bind: record.sessionId.map(Column.id)), \(bind: record.terminalId),
-                            \(bind: record.ip), \(bind: record.userAgent), \(bind: details))
-                )
-                SELECT seq FROM logged
-                """
-            ).first()?.decode(column: "seq", as: Int64.self)
-        }
-        guard let seq else { throw CorruptRow(description: "the revocation row was not written") }
+        let signOut = SignOut(
+            session_id: Column.id(sessionId), until_at: Column.millis(until), revoked_at: Column.millis(request.at),
+            actor_id: request.actorId.map(Column.id), reason: request.reason, cause: request.cause.rawValue, audit_at: Column.millis(record.at),
+            event: record.event.rawValue, audit_actor_id: record.actorId.map(Column.id), subject_id: record.subjectId.map(Column.id),
+            audit_session_id: record.sessionId.map(Column.id), terminal_id: record.terminalId, ip: record.ip, user_agent: record.userAgent,
+            details: try Self.encodedDetails(record)
+        )
+        let seq = try await signOuts.submit(signOut)
         return RevocationOutcome(
             entries: [RevocationEntry(seq: seq, kind: .session(id: sessionId, until: until), revokedAt: request.at, actorId: request.actorId, reason: request.reason)]
         )
+    }
+
+    /// One sign-out as the batched statement reads it: the names are its columns; `n` is its place in the batch.
+    struct SignOut: Encodable, Sendable {
+        var n = 0
+        var session_id: String
+        var until_at: Int64
+        var revoked_at: Int64
+        var actor_id: String?
+        var reason: String?
+        var cause: String
+        var audit_at: Int64
+        var event: String
+        var audit_actor_id: String?
+        var subject_id: String?
+        var audit_session_id: String?
+        var terminal_id: String?
+        var ip: String?
+        var user_agent: String?
+        var details: String
+    }
+
+    /// Sign-outs, any number, as one statement on PostgreSQL: the sessions' updates, their log rows and their audit
+    /// rows in data-modifying CTEs, which PostgreSQL runs as one atomic transaction with one commit. The batch
+    /// travels as one JSON parameter (`json_to_recordset`), so the statement's text is the same for any batch.
+    /// Each log row's `seq` is drawn in the input (`nextval`), so that each sign-out is answered with its own.
+    /// The sessions are locked in id order first (`locked`), so that two batches never deadlock on each other; a
+    /// session signed out twice in one batch keeps the first one's time. Returns the `seq`s in the order of
+    /// `signOuts`.
+    static func signOutTogether(_ signOuts: [SignOut], on database: any SQLDatabaseHandle) async throws -> [Int64] {
+        var numbered = signOuts
+        for index in numbered.indices { numbered[index].n = index }
+        let input = String(decoding: try JSONEncoder().encode(numbered), as: UTF8.self)
+        let rows = try await database.statement { db in
+            try await db.raw(
+                """
+                WITH input AS MATERIALIZED (
+                    SELECT i.*, nextval(pg_get_serial_sequence('revocations', 'seq')) AS seq
+                    FROM json_to_recordset(\(bind: input)::json) AS i(
+                        n int4, session_id text, until_at int8, revoked_at int8, actor_id text, reason text, cause text, audit_at int8,
+                        event text, audit_actor_id text, subject_id text, audit_session_id text, terminal_id text, ip text, user_agent text,
+                        details text)
+                ), locked AS (
+                    SELECT id FROM sessions WHERE id IN (SELECT session_id FROM input) ORDER BY id FOR UPDATE
+                ), cut AS (
+                    UPDATE sessions s SET invalidated_at = i.revoked_at, invalidated_reason = i.reason
+                    FROM (SELECT DISTINCT ON (session_id) * FROM input ORDER BY session_id, n) i, locked
+                    WHERE locked.id = i.session_id AND s.id = i.session_id AND s.invalidated_at IS NULL
+                ), logged AS (
+                    INSERT INTO revocations (seq, kind, session_id, until_at, revoked_at, actor_id, reason, cause)
+                    SELECT seq, 'session', session_id, until_at, revoked_at, actor_id, reason, cause FROM input ORDER BY n
+                ), audited AS (
+                    INSERT INTO audit_events (at, event, actor_id, subject_id, session_id, terminal_id, ip, user_agent, details)
+                    SELECT audit_at, event, audit_actor_id, subject_id, audit_session_id, terminal_id, ip, user_agent, details FROM input ORDER BY n
+                )
+                SELECT n, seq FROM input
+                """
+            ).all()
+        }
+        var seqs = [Int64?](repeating: nil, count: signOuts.count)
+        for row in rows {
+            let n = try row.decode(column: "n", as: Int.self)
+            guard seqs.indices.contains(n) else { throw CorruptRow(description: "a sign-out batch answered for a row it did not send") }
+            seqs[n] = try row.decode(column: "seq", as: Int64.self)
+        }
+        return try seqs.map { seq in
+            guard let seq else { throw CorruptRow(description: "the revocation row was not written") }
+            return seq
+        }
     }
 
     static func revokeSession(

@@ -8,10 +8,21 @@ import TesseraCore
 /// `SQLAuthStore+Revocations.swift`; the audit trail in `SQLAuthStore+Audit.swift`.
 public struct SQLAuthStore: AuthStore {
     public let database: any SQLDatabaseHandle
+    /// Sign-outs that arrive together, written as one statement (PostgreSQL; nil on SQLite, whose handle has group
+    /// commit of its own).
+    let signOuts: CommitBatcher<SignOut, Int64>?
 
     public init(database: any SQLDatabaseHandle) {
         self.database = database
+        self.signOuts =
+            database.flavor == .postgres
+            ? CommitBatcher(lanes: Self.signOutLanes, maximumBatch: 256, retryAlone: PostgresDatabaseHandle.wroteNothing) { batch in
+                try await Self.signOutTogether(batch, on: database)
+            } : nil
     }
+
+    /// How many sign-out batches may be in flight at once: while one waits for its commit's flush, the next gathers.
+    static let signOutLanes = 4
 
     static let userColumns = "id, email, role, is_active, created_at"
 

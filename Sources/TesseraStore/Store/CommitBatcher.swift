@@ -1,0 +1,94 @@
+import Synchronization
+
+/// Commits many small writes as one: callers that arrive while `lanes` batches are in flight wait together, and the
+/// next lane to come free writes all of them (up to `maximumBatch`) in one statement and answers each caller with
+/// its own result. A caller that finds a lane free is written at once, alone, so batching adds no wait when the
+/// store is idle; under load, one commit (one WAL flush, one plan, one round trip) serves many writes.
+///
+/// If a batch fails in a way that certainly wrote nothing (`retryAlone`: a refused value, a deadlock's victim), its
+/// writes are tried again one by one, so that one caller's bad write never fails another's. Any other failure (an
+/// outage, an error found after the commit) is every caller's answer: trying again could write a row twice.
+final class CommitBatcher<Item: Sendable, Result: Sendable>: Sendable {
+    typealias Write = @Sendable ([Item]) async throws -> [Result]
+
+    private struct Waiting {
+        let item: Item
+        let answer: CheckedContinuation<Result, any Error>
+    }
+
+    private struct State {
+        var waiting: [Waiting] = []
+        var busyLanes = 0
+    }
+
+    private let state = Mutex(State())
+    private let lanes: Int
+    private let maximumBatch: Int
+    private let write: Write
+    /// Whether a failed batch certainly wrote nothing, and so may be tried again one write at a time.
+    private let retryAlone: @Sendable (any Error) -> Bool
+
+    init(lanes: Int, maximumBatch: Int, retryAlone: @escaping @Sendable (any Error) -> Bool, write: @escaping Write) {
+        precondition(lanes > 0 && maximumBatch > 0)
+        self.lanes = lanes
+        self.maximumBatch = maximumBatch
+        self.retryAlone = retryAlone
+        self.write = write
+    }
+
+    /// Writes `item` (with others, under load) and returns its result once it is committed.
+    func submit(_ item: Item) async throws -> Result {
+        try await withCheckedThrowingContinuation { answer in
+            let lead = self.state.withLock { state -> Bool in
+                state.waiting.append(Waiting(item: item, answer: answer))
+                guard state.busyLanes < self.lanes else { return false }
+                state.busyLanes += 1
+                return true
+            }
+            // Detached: the batch serves many callers, and carries none of this one's task-local values.
+            if lead { Task.detached { await self.drain() } }
+        }
+    }
+
+    /// Writes batches until no one waits, then frees its lane.
+    private func drain() async {
+        while let batch = self.state.withLock({ state -> [Waiting]? in
+            guard !state.waiting.isEmpty else {
+                state.busyLanes -= 1
+                return nil
+            }
+            let count = min(state.waiting.count, self.maximumBatch)
+            let batch = Array(state.waiting.prefix(count))
+            state.waiting.removeFirst(count)
+            return batch
+        }) {
+            await self.commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [Waiting]) async {
+        do {
+            let results = try await self.write(batch.map(\.item))
+            guard results.count == batch.count else {
+                throw CorruptRow(description: "a batch of \(batch.count) writes returned \(results.count) results")
+            }
+            for (waiting, result) in zip(batch, results) { waiting.answer.resume(returning: result) }
+        } catch {
+            guard batch.count > 1, self.retryAlone(error) else {
+                for waiting in batch { waiting.answer.resume(throwing: error) }
+                return
+            }
+            for waiting in batch {
+                do {
+                    let results = try await self.write([waiting.item])
+                    guard let result = results.first, results.count == 1 else {
+                        throw CorruptRow(description: "a write returned \(results.count) results")
+                    }
+                    waiting.answer.resume(returning: result)
+                } catch {
+                    waiting.answer.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
