@@ -50,7 +50,12 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
     let index = RevocationIndex(stalenessBound: configuration.stalenessBound, cutoffLifetime: cutoffLifetime)
     let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
     // The whole log is applied before the first request is answered; it is read while the decoy password is hashed.
-    async let caughtUp: Int = loadRevocationLog ? follower.catchUp() : 0
+    async let caughtUp: (rows: Int, took: Duration)? = {
+        guard loadRevocationLog else { return nil }
+        let started = ContinuousClock.now
+        let rows = try await follower.catchUp()
+        return (rows, ContinuousClock.now - started)
+    }()
     // bcrypt runs on threads of its own, one fewer than the cores, so that a sign-in storm leaves a core to the
     // event loops and token checks stay fast; the queue in front of them is bounded by what they hash in a second.
     let threads = max(1, System.coreCount - 1)
@@ -69,7 +74,13 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
             throttle: LoginThrottle(counter: failureCounter(for: store)),
             logger: logger
         )
-        _ = try await caughtUp
+        if let loaded = try await caughtUp {
+            // How long a start takes is mostly this: worth seeing when the log grows.
+            logger.info(
+                "revocation log read into the index",
+                metadata: ["rows": "\(loaded.rows)", "seconds": "\(String(format: "%.2f", Double(loaded.took.components.attoseconds) / 1e18 + Double(loaded.took.components.seconds)))"]
+            )
+        }
         logger.debug("password hashing", metadata: ["threads": "\(threads)", "queue": "\(hasher.capacity)"])
         let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
         return TesseraServices(auth: auth, store: store, follower: follower, browser: browser, hashingThreads: pool)

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 import TesseraCore
@@ -62,7 +63,9 @@ extension PostgresDatabaseHandle {
                     try await connection.query(PostgresQuery(unsafeSQL: Self.bootToken), logger: logger)
                     try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
                     do {
-                        let read = try await Self.readLog(after: cursor, pageSize: pageSize, onPage: onPage, on: connection, logger: logger)
+                        let read = try await Self.readLog(
+                            after: cursor, pageSize: pageSize, onPage: onPage, on: connection, helper: self.client, logger: logger
+                        )
                         try await connection.query("COMMIT", logger: logger)
                         return read
                     } catch {
@@ -116,38 +119,84 @@ extension PostgresDatabaseHandle {
 
     private static func readLog(
         after cursor: RevocationLogCursor?, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void, on connection: PostgresConnection,
-        logger: Logger
+        helper: PostgresClient, logger: Logger
     ) async throws -> RevocationLogCursor {
         var cluster = ""
         var snapshot = ""
-        for try await (identity, current) in try await connection.query(
-            "SELECT \(unescaped: Self.clusterIdentity) AS cluster, pg_current_snapshot()::text AS snapshot", logger: logger
-        ).decode((String, String).self) {
+        var exported = ""
+        let exporting = cursor == nil ? "pg_export_snapshot()" : "''"
+        for try await (identity, current, export) in try await connection.query(
+            "SELECT \(unescaped: Self.clusterIdentity) AS cluster, pg_current_snapshot()::text AS snapshot, \(unescaped: exporting) AS exported",
+            logger: logger
+        ).decode((String, String, String).self) {
             cluster = identity
             snapshot = current
+            exported = export
         }
-        if let cursor, cursor.cluster != cluster {
-            throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: cluster)
+        let next = RevocationLogCursor(cluster: cluster, position: snapshot)
+        if let cursor {
+            guard cursor.cluster == cluster else { throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: cluster) }
+            let previous = cursor.position
+            try await Self.readPages(after: 0, pageSize: pageSize, onPage: onPage, on: connection, logger: logger) { after in
+                """
+                (xid >= pg_snapshot_xmax(\(previous)::pg_snapshot) OR xid IN (SELECT pg_snapshot_xip(\(previous)::pg_snapshot)))
+                  AND pg_visible_in_snapshot(xid, pg_current_snapshot()) AND seq > \(after)
+                """
+            }
+            return next
         }
-        var after: Int64 = 0
+        // The whole log (a start, a reload): two connections read the two halves of the `seq` range in this one
+        // snapshot (exported, as pg_dump's parallel workers share one), so that PostgreSQL builds pages on both
+        // cores; `onPage` is still called for one page at a time.
+        guard !exported.isEmpty, exported.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
+            throw CorruptRow(description: "PostgreSQL exported a snapshot named \(exported.debugDescription)")
+        }
+        var low: Int64 = 0
+        var high: Int64 = 0
+        for try await (first, last) in try await connection.query(
+            "SELECT COALESCE(min(seq), 0)::int8 AS low, COALESCE(max(seq), 0)::int8 AS high FROM revocations", logger: logger
+        ).decode((Int64, Int64).self) {
+            low = first
+            high = last
+        }
+        let middle = low + (high - low) / 2
+        let applying = NIOLock()
+        let apply: @Sendable ([RevocationEntry]) throws -> Void = { entries in try applying.withLock { try onPage(entries) } }
+        async let upperHalf: Void = helper.withConnection { second in
+            try await second.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            do {
+                try await second.query(PostgresQuery(unsafeSQL: "SET TRANSACTION SNAPSHOT '\(exported)'"), logger: logger)
+                try await Self.readPages(after: middle, pageSize: pageSize, onPage: apply, on: second, logger: logger) { after in "seq > \(after)" }
+                try await second.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await second.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+        try await Self.readPages(after: low - 1, pageSize: pageSize, onPage: apply, on: connection, logger: logger) { after in
+            "seq > \(after) AND seq <= \(middle)"
+        }
+        try await upperHalf
+        return next
+    }
+
+    /// Reads the rows `condition(after)` selects, a page at a time in `seq` order, each page decoded and applied
+    /// while PostgreSQL builds the next one.
+    private static func readPages(
+        after start: Int64, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void, on connection: PostgresConnection,
+        logger: Logger, where condition: (Int64) -> PostgresQuery
+    ) async throws {
+        var after = start
         var decoding: Task<Void, any Error>?
         defer { decoding?.cancel() }
         while true {
-            let condition: PostgresQuery
-            if let previous = cursor?.position {
-                condition = """
-                    (xid >= pg_snapshot_xmax(\(previous)::pg_snapshot) OR xid IN (SELECT pg_snapshot_xip(\(previous)::pg_snapshot)))
-                      AND pg_visible_in_snapshot(xid, pg_current_snapshot()) AND seq > \(after)
-                    """
-            } else {
-                condition = "seq > \(after)"
-            }
+            let selected = condition(after)
             // The records of a page need no order: the index applies rows in any order (a user's or the global
             // cut-off keeps the row with the highest seq), so the aggregate does not sort them again.
             var query: PostgresQuery = "SELECT count(*)::int8 AS n, max(seq) AS last, string_agg(record, ''::bytea) AS records FROM (SELECT seq, "
             query.sql += Self.packedRecord + " AS record FROM revocations WHERE "
-            query.sql += condition.sql
-            query.binds = condition.binds
+            query.sql += selected.sql
+            query.binds = selected.binds
             query.sql += " ORDER BY seq LIMIT \(pageSize)) page"
             var count: Int64 = 0
             var records: ByteBuffer?
@@ -156,8 +205,8 @@ extension PostgresDatabaseHandle {
                 records = packed
                 if let last { after = last }
             }
-            // A page is decoded and applied while PostgreSQL builds the next one (two cores: one each), one page at
-            // a time, so `onPage` is never called twice at once.
+            // One page decodes while the next is built; the next waits for it, so this reader calls `onPage` for
+            // one page at a time.
             try await decoding?.value
             let expected = Int(count)
             decoding = records.map { packed in
@@ -166,12 +215,15 @@ extension PostgresDatabaseHandle {
                     var entries: [RevocationEntry] = []
                     entries.reserveCapacity(expected)
                     try PackedLogRecords.decode(&buffer, into: &entries)
+                    guard entries.count == expected else {
+                        throw CorruptRow(description: "a page of the revocation log decoded to \(entries.count) rows of \(expected)")
+                    }
                     try onPage(entries)
                 }
             }
             if count < pageSize {
                 try await decoding?.value
-                return RevocationLogCursor(cluster: cluster, position: snapshot)
+                return
             }
         }
     }
