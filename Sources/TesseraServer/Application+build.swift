@@ -78,7 +78,7 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
             // How long a start takes is mostly this: worth seeing when the log grows.
             logger.info(
                 "revocation log read into the index",
-                metadata: ["rows": "\(loaded.rows)", "seconds": "\(String(format: "%.2f", Double(loaded.took.components.attoseconds) / 1e18 + Double(loaded.took.components.seconds)))"]
+                metadata: ["rows": "\(loaded.rows)", "seconds": "\(String(format: "%.2f", loaded.took.timeInterval))"]
             )
         }
         logger.debug("password hashing", metadata: ["threads": "\(threads)", "queue": "\(hasher.capacity)"])

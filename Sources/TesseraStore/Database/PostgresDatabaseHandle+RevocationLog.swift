@@ -61,16 +61,8 @@ extension PostgresDatabaseHandle {
                         return quick.cursor
                     }
                     try await connection.query(PostgresQuery(unsafeSQL: Self.bootToken), logger: logger)
-                    try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-                    do {
-                        let read = try await Self.readLog(
-                            after: cursor, pageSize: pageSize, onPage: onPage, on: connection, helper: self.client, logger: logger
-                        )
-                        try await connection.query("COMMIT", logger: logger)
-                        return read
-                    } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
-                        throw error
+                    return try await Self.inSnapshot(on: connection, logger: logger) {
+                        try await Self.readLog(after: cursor, pageSize: pageSize, onPage: onPage, on: connection, helper: self.client, logger: logger)
                     }
                 }
             }
@@ -93,14 +85,11 @@ extension PostgresDatabaseHandle {
             FROM (SELECT seq, 
             """
         query.sql += Self.packedRecord
-        let condition: PostgresQuery = """
-             AS record FROM revocations
-            WHERE (xid >= pg_snapshot_xmax(\(previous)::pg_snapshot) OR xid IN (SELECT pg_snapshot_xip(\(previous)::pg_snapshot)))
-              AND pg_visible_in_snapshot(xid, pg_current_snapshot())
-            ORDER BY seq LIMIT \(pageSize)) page
-            """
+        query.sql += " AS record FROM revocations WHERE "
+        let condition = Self.committedSince(previous)
         query.sql += condition.sql
         query.binds = condition.binds
+        query.sql += " ORDER BY seq LIMIT \(pageSize)) page"
         var result: (entries: [RevocationEntry], cursor: RevocationLogCursor)?
         let decoded = try await connection.query(query, logger: logger).decode((String, String, Bool, Int64, ByteBuffer?).self)
         for try await (cluster, snapshot, wentBack, count, packed) in decoded {
@@ -109,12 +98,41 @@ extension PostgresDatabaseHandle {
                 throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: wentBack ? cluster + " (transaction ids went back)" : cluster)
             }
             guard count < pageSize else { return nil }
-            var entries: [RevocationEntry] = []
-            if var packed { try PackedLogRecords.decode(&packed, into: &entries) }
-            guard entries.count == count else { throw CorruptRow(description: "a page of the revocation log decoded to \(entries.count) rows of \(count)") }
-            result = (entries, RevocationLogCursor(cluster: cluster, position: snapshot))
+            result = (try PackedLogRecords.page(packed, count: count), RevocationLogCursor(cluster: cluster, position: snapshot))
         }
         return result
+    }
+
+    /// The rows a cursor's snapshot `previous` did not see as committed and the statement's snapshot does: those of
+    /// transactions that started after it (`xid >= xmax`) or were still running in it (`xip`); with `seqAbove`, only
+    /// those past that `seq` (the next page). `$1` is `previous`.
+    private static func committedSince(_ previous: String, seqAbove after: Int64? = nil) -> PostgresQuery {
+        var condition: PostgresQuery = """
+            (xid >= pg_snapshot_xmax(\(previous)::pg_snapshot) OR xid IN (SELECT pg_snapshot_xip(\(previous)::pg_snapshot)))
+              AND pg_visible_in_snapshot(xid, pg_current_snapshot())
+            """
+        if let after {
+            condition.binds.append(after)
+            condition.sql += " AND seq > $\(condition.binds.count)"
+        }
+        return condition
+    }
+
+    /// Runs `body` in a `REPEATABLE READ READ ONLY` transaction on `connection` (in the snapshot another transaction
+    /// exported, when `importing` names one), committed when it returns and rolled back when it throws.
+    private static func inSnapshot<T>(
+        importing exported: String? = nil, on connection: PostgresConnection, logger: Logger, _ body: () async throws -> T
+    ) async throws -> T {
+        try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+        do {
+            if let exported { try await connection.query(PostgresQuery(unsafeSQL: "SET TRANSACTION SNAPSHOT '\(exported)'"), logger: logger) }
+            let value = try await body()
+            try await connection.query("COMMIT", logger: logger)
+            return value
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
+        }
     }
 
     private static func readLog(
@@ -138,10 +156,7 @@ extension PostgresDatabaseHandle {
             guard cursor.cluster == cluster else { throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: cluster) }
             let previous = cursor.position
             try await Self.readPages(after: 0, pageSize: pageSize, onPage: onPage, on: connection, logger: logger) { after in
-                """
-                (xid >= pg_snapshot_xmax(\(previous)::pg_snapshot) OR xid IN (SELECT pg_snapshot_xip(\(previous)::pg_snapshot)))
-                  AND pg_visible_in_snapshot(xid, pg_current_snapshot()) AND seq > \(after)
-                """
+                Self.committedSince(previous, seqAbove: after)
             }
             return next
         }
@@ -163,14 +178,8 @@ extension PostgresDatabaseHandle {
         let applying = NIOLock()
         let apply: @Sendable ([RevocationEntry]) throws -> Void = { entries in try applying.withLock { try onPage(entries) } }
         async let upperHalf: Void = helper.withConnection { second in
-            try await second.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            do {
-                try await second.query(PostgresQuery(unsafeSQL: "SET TRANSACTION SNAPSHOT '\(exported)'"), logger: logger)
+            try await Self.inSnapshot(importing: exported, on: second, logger: logger) {
                 try await Self.readPages(after: middle, pageSize: pageSize, onPage: apply, on: second, logger: logger) { after in "seq > \(after)" }
-                try await second.query("COMMIT", logger: logger)
-            } catch {
-                _ = try? await second.query("ROLLBACK", logger: logger)
-                throw error
             }
         }
         try await Self.readPages(after: low - 1, pageSize: pageSize, onPage: apply, on: connection, logger: logger) { after in
@@ -208,19 +217,8 @@ extension PostgresDatabaseHandle {
             // One page decodes while the next is built; the next waits for it, so this reader calls `onPage` for
             // one page at a time.
             try await decoding?.value
-            let expected = Int(count)
-            decoding = records.map { packed in
-                Task {
-                    var buffer = packed
-                    var entries: [RevocationEntry] = []
-                    entries.reserveCapacity(expected)
-                    try PackedLogRecords.decode(&buffer, into: &entries)
-                    guard entries.count == expected else {
-                        throw CorruptRow(description: "a page of the revocation log decoded to \(entries.count) rows of \(expected)")
-                    }
-                    try onPage(entries)
-                }
-            }
+            let expected = count
+            decoding = records.map { packed in Task { try onPage(try PackedLogRecords.page(packed, count: expected)) } }
             if count < pageSize {
                 try await decoding?.value
                 return
@@ -233,6 +231,17 @@ extension PostgresDatabaseHandle {
 /// instead of ten thousand rows of seven cells: PostgresNIO's per-row and per-cell work (messages, cells, column
 /// names) was most of a 4.5–5 s start on a million rows (perf), which this cuts to one buffer walk.
 enum PackedLogRecords {
+    /// A page's records (nil when the page is empty), which must be `count` rows.
+    static func page(_ packed: ByteBuffer?, count: Int64) throws -> [RevocationEntry] {
+        var entries: [RevocationEntry] = []
+        if var buffer = packed {
+            entries.reserveCapacity(Int(count))
+            try Self.decode(&buffer, into: &entries)
+        }
+        guard entries.count == count else { throw CorruptRow(description: "a page of the revocation log decoded to \(entries.count) rows of \(count)") }
+        return entries
+    }
+
     static func decode(_ buffer: inout ByteBuffer, into entries: inout [RevocationEntry]) throws {
         func corrupt() -> CorruptRow { CorruptRow(description: "a packed revocation record is malformed") }
         // Straight from the buffer's bytes: no array, no string in between (a million of each at start-up).

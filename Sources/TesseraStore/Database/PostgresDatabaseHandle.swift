@@ -249,21 +249,25 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
         }
     }
 
-    /// PostgreSQL's "cannot now" errors (connection lost or refused, server shutting down or starting, too many
-    /// connections, out of resources, serialization or deadlock, lock not available) become ``StoreUnavailable``;
-    /// the rest stay as they are.
     /// Serialization failure and deadlock: PostgreSQL rolled the transaction back to let another one through.
     static let conflictStates = ["40001", "40P01"]
+
+    /// What a "cannot now" SQLSTATE becomes: one form, so that ``wroteNothing(_:)`` recognises what
+    /// ``translate(_:)`` made.
+    static func unavailable(sqlState: String) -> StoreUnavailable { StoreUnavailable("PostgreSQL \(sqlState)") }
 
     /// Whether a failed autocommit statement (as ``translate(_:)`` reports it) certainly wrote nothing, so that its
     /// parts may be tried again one by one: PostgreSQL refused it (a value it cannot store), or made it a deadlock's
     /// or a serialization conflict's victim. Not an outage, and not an error found after the commit.
     @Sendable static func wroteNothing(_ error: any Error) -> Bool {
         if error is PostgresStatementError { return true }
-        if let unavailable = error as? StoreUnavailable { return Self.conflictStates.contains { unavailable.reason == "PostgreSQL \($0)" } }
+        if let unavailable = error as? StoreUnavailable { return Self.conflictStates.contains { unavailable == Self.unavailable(sqlState: $0) } }
         return false
     }
 
+    /// PostgreSQL's "cannot now" errors (connection lost or refused, server shutting down or starting, too many
+    /// connections, out of resources, serialization or deadlock, lock not available) become ``StoreUnavailable``;
+    /// the rest stay as they are.
     static func translate(_ error: any Error) -> any Error {
         switch error {
         case is StoreUnavailable, is CancellationError, is AuthError: return error
@@ -272,9 +276,9 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
             switch error.code {
             case .server:
                 let state = error.serverInfo?[.sqlState] ?? ""
-                let unavailable =
+                let cannotNow =
                     ["08", "53", "57", "58"].contains(where: state.hasPrefix) || (Self.conflictStates + ["55P03", "25006"]).contains(state)
-                if unavailable { return StoreUnavailable("PostgreSQL \(state)") }
+                if cannotNow { return Self.unavailable(sqlState: state) }
                 return PostgresStatementError(sqlState: state, message: error.serverInfo?[.message] ?? "")
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled,
                 .listenFailed:
