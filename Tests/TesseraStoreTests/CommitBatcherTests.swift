@@ -120,6 +120,9 @@ import Testing
             for try await result in group { if case .failure(let error) = result, error is Outage { failures += 1 } }
             #expect(failures == 5)
         }
-        #expect(calls.withLock { $0 } == [[0], [1, 2, 3, 4, 5]], "the failed batch was not tried again")
+        // The waiting callers arrive in any order (a task group); what matters is that the failed batch was
+        // written once and not again, alone or together.
+        let written = calls.withLock { $0 }
+        #expect(written.count == 2 && written.first == [0] && written.last?.sorted() == [1, 2, 3, 4, 5], "the failed batch was not tried again: \(written)")
     }
 }
