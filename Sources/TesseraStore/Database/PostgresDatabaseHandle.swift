@@ -394,7 +394,7 @@ enum Deadline {
     static let commitPatience: Duration = .seconds(30)
 
     /// The caller's continuation, the worker and the timer, shared by them and the cancellation handler.
-    final class Race<T: Sendable>: Sendable {
+    private final class Race<T: Sendable>: Sendable {
         let answer = Mutex<CheckedContinuation<T, any Error>?>(nil)
         let worker = Mutex<Task<Void, Never>?>(nil)
         let committing = CommitFlag()
@@ -409,17 +409,22 @@ enum Deadline {
             continuation?.resume(with: result)
             return continuation != nil
         }
+
+        /// Out of time: answers the caller 503 (unless someone already answered) and cancels the worker.
+        func abandon(_ reason: String) {
+            if self.finish(.failure(StoreUnavailable(reason))) { self.worker.withLock { $0?.cancel() } }
+        }
     }
 
     /// Whether an operation has begun to commit.
-    final class CommitFlag: Sendable {
+    fileprivate final class CommitFlag: Sendable {
         private let value = Mutex(false)
         func set() { self.value.withLock { $0 = true } }
         var isSet: Bool { self.value.withLock { $0 } }
     }
 
     /// Set in the worker's task: what ``enterCommit()`` marks.
-    @TaskLocal static var committing: CommitFlag?
+    @TaskLocal fileprivate static var committing: CommitFlag?
 
     /// Called by a transaction's body just before its `COMMIT` is sent: throws if time is already up (then it rolls
     /// back), and otherwise keeps the deadline from answering before the `COMMIT`'s outcome is known.
@@ -439,12 +444,10 @@ enum Deadline {
                     if race.committing.isSet {
                         try? await Task.sleep(for: Self.commitPatience)
                         if Task.isCancelled { return }
-                        if race.finish(.failure(StoreUnavailable("the database did not confirm a commit within \(limit + Self.commitPatience)"))) {
-                            race.worker.withLock { $0?.cancel() }
-                        }
+                        race.abandon("the database did not confirm a commit within \(limit + Self.commitPatience)")
                         return
                     }
-                    if race.finish(.failure(StoreUnavailable("the database did not answer within \(limit)"))) { race.worker.withLock { $0?.cancel() } }
+                    race.abandon("the database did not answer within \(limit)")
                 }
                 let task = Task {
                     do {

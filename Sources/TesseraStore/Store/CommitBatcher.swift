@@ -68,10 +68,7 @@ final class CommitBatcher<Item: Sendable, Result: Sendable>: Sendable {
 
     private func commit(_ batch: [Waiting]) async {
         do {
-            let results = try await self.write(batch.map(\.item))
-            guard results.count == batch.count else {
-                throw CorruptRow(description: "a batch of \(batch.count) writes returned \(results.count) results")
-            }
+            let results = try await self.written(batch.map(\.item))
             for (waiting, result) in zip(batch, results) { waiting.answer.resume(returning: result) }
         } catch {
             guard batch.count > 1, self.retryAlone(error) else {
@@ -80,15 +77,20 @@ final class CommitBatcher<Item: Sendable, Result: Sendable>: Sendable {
             }
             for waiting in batch {
                 do {
-                    let results = try await self.write([waiting.item])
-                    guard let result = results.first, results.count == 1 else {
-                        throw CorruptRow(description: "a write returned \(results.count) results")
-                    }
-                    waiting.answer.resume(returning: result)
+                    waiting.answer.resume(returning: try await self.written([waiting.item])[0])
                 } catch {
                     waiting.answer.resume(throwing: error)
                 }
             }
         }
+    }
+
+    /// `write`, held to one result per item.
+    private func written(_ items: [Item]) async throws -> [Result] {
+        let results = try await self.write(items)
+        guard results.count == items.count else {
+            throw CorruptRow(description: "a batch of \(items.count) writes returned \(results.count) results")
+        }
+        return results
     }
 }
