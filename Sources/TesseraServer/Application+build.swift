@@ -14,6 +14,10 @@ public struct TesseraServices: Sendable {
     public let follower: RevocationLogFollower
     /// Cookies and CSRF tokens of the web pages.
     public let browser: BrowserSession
+    /// The signing keys: the ring the verifier reads, and their life cycle.
+    public let keys: KeyManager
+    /// The registered clients (introspection, revocation, feed).
+    public let clients: ClientRegistry
     /// The threads that run bcrypt, apart from the event loops.
     let hashingThreads: NIOThreadPool
 
@@ -65,11 +69,15 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
         let bcrypt = BcryptPasswordHasher(cost: configuration.bcryptCost, threadPool: pool, yieldsToRequests: true)
         // Its capacity is calibrated from the decoy password AuthService hashes at start: no hash of its own.
         let hasher = BoundedPasswordHasher(base: bcrypt, threads: threads)
+        let keys = try await KeyManager(
+            store: store, index: index, schedule: keySchedule(configuration), source: try keySource(configuration, developmentSecret: secret), logger: logger
+        )
+        let clients = try await ClientRegistry(store: store)
         let auth = try await AuthService(
             store: store,
             index: index,
             hasher: hasher,
-            key: try await SigningKey(secret: secret),
+            keys: keys.ring,
             settings: configuration.tokens,
             throttle: LoginThrottle(counter: failureCounter(for: store)),
             logger: logger
@@ -83,10 +91,54 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
         }
         logger.debug("password hashing", metadata: ["threads": "\(threads)", "queue": "\(hasher.capacity)"])
         let browser = BrowserSession(secret: secret, tokens: configuration.tokens, secureCookies: configuration.mode == .production)
-        return TesseraServices(auth: auth, store: store, follower: follower, browser: browser, hashingThreads: pool)
+        return TesseraServices(auth: auth, store: store, follower: follower, browser: browser, keys: keys, clients: clients, hashingThreads: pool)
     } catch {
         try? await pool.shutdownGracefully()
         throw error
+    }
+}
+
+/// The timing rules of the key life cycle: a new key is published for twice the JWKS cache lifetime before it signs
+/// (one lifetime for caches, the rest for every instance to read the keys again and for clock skew).
+func keySchedule(_ configuration: Configuration) -> KeySchedule {
+    KeySchedule(
+        publication: .seconds(600), tokenLifetime: configuration.tokens.accessTokenTTL + configuration.tokens.leeway, rotation: configuration.keyRotation,
+        jwksMaxAge: .seconds(300)
+    )
+}
+
+/// Where the keys come from: HS256 secrets from the configuration, or key pairs in the database sealed under the
+/// key-encryption keys (in development without any, under a key derived from the development secret).
+func keySource(_ configuration: Configuration, developmentSecret: String) throws -> KeyManager.Source {
+    guard configuration.jwtAlgorithm.isAsymmetric else {
+        return .secrets(current: developmentSecret, previous: configuration.jwtPreviousSecrets)
+    }
+    let secrets = configuration.keyEncryptionKeys.isEmpty ? [developmentSecret] : configuration.keyEncryptionKeys
+    return .database(configuration.jwtAlgorithm, try KeyEncryption(secrets: secrets))
+}
+
+/// Reads the signing keys and the registered clients again every few seconds, rotates keys on schedule, and
+/// destroys private keys no longer needed.
+struct KeyMaintenance: Service {
+    let keys: KeyManager
+    let clients: ClientRegistry
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            } catch {
+                return
+            }
+            do {
+                try await self.keys.maintain()
+                try await self.clients.reload()
+            } catch {
+                self.logger.warning("signing keys or clients could not be read again", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
     }
 }
 
@@ -103,20 +155,24 @@ public func buildRouter(services: TesseraServices, configuration: Configuration,
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: ProblemMiddleware())
     if configuration.trustedProxies != .none { router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies)) }
-    addAPIRoutes(to: router, auth: services.auth, registrationOpen: configuration.registrationOpen)
+    addAPIRoutes(to: router, services: services, registrationOpen: configuration.registrationOpen)
     addPageRoutes(to: router, services: services, renderer: renderer, registrationOpen: configuration.registrationOpen)
     router.add(middleware: MethodsMiddleware(routes: router.routes.map { ($0.path, $0.method) }))
     return router
 }
 
 /// The routes of the API contract (`openapi.yaml` lists exactly these).
-func addAPIRoutes(to router: Router<TesseraRequestContext>, auth: AuthService, registrationOpen: Bool) {
+func addAPIRoutes(to router: Router<TesseraRequestContext>, services: TesseraServices, registrationOpen: Bool) {
+    let auth = services.auth
     HealthController(auth: auth).addRoutes(to: router)
+    OAuthController(auth: auth, keys: services.keys, clients: services.clients, issuer: auth.settings.issuer).addRoutes(to: router)
     let api = router.group("api")
     let protectedAPI = router.group("api").add(middleware: AuthenticationMiddleware(auth: auth))
     AuthController(auth: auth, registrationOpen: registrationOpen).addRoutes(open: api.group("auth"), protected: protectedAPI.group("auth"))
     MeController(auth: auth).addRoutes(to: protectedAPI)
-    AdminController(auth: auth).addRoutes(to: router.group("api/admin").add(middleware: AuthenticationMiddleware(auth: auth)).add(middleware: AdminMiddleware()))
+    let admin = router.group("api/admin").add(middleware: AuthenticationMiddleware(auth: auth)).add(middleware: AdminMiddleware())
+    AdminController(auth: auth).addRoutes(to: admin)
+    AdminKeysController(keys: services.keys, clients: services.clients).addRoutes(to: admin)
 }
 
 /// The web pages: sign-in and registration, the account page, the admin console, and their stylesheet and script.
@@ -175,6 +231,7 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
     app.addServices(StoreCloser(services: services, logger: logger), services.follower)
     app.addServices(Housekeeping(store: services.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
+    app.addServices(KeyMaintenance(keys: services.keys, clients: services.clients, interval: .seconds(10), logger: logger))
     return app
 }
 

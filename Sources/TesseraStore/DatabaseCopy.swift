@@ -59,7 +59,7 @@ public struct DatabaseCopy: Sendable {
             columns: [
                 ("seq", .integer), ("kind", .text), ("jti", .text), ("session_id", .text), ("user_id", .text), ("accepted_from_version", .integer),
                 ("epoch", .integer), ("until_at", .integer), ("revoked_at", .integer), ("actor_id", .text), ("reason", .text),
-                ("previous_value", .integer), ("undoes_seq", .integer), ("cause", .text),
+                ("previous_value", .integer), ("undoes_seq", .integer), ("cause", .text), ("key_id", .text),
             ],
             key: ["seq"], numbered: "seq"
         ),
@@ -76,6 +76,23 @@ public struct DatabaseCopy: Sendable {
             name: "identity_conflicts",
             columns: [("user_id", .text), ("email", .text), ("problem", .text), ("other_user_id", .text), ("found_at", .integer)],
             key: [], numbered: nil
+        ),
+        // Sealed private keys are copied sealed: the target's instances need the same key-encryption keys.
+        Table(
+            name: "signing_keys",
+            columns: [
+                ("kid", .text), ("algorithm", .text), ("public_key", .text), ("sealed_private_key", .text), ("sealed_with", .text),
+                ("created_at", .integer), ("active_from", .integer), ("retired_at", .integer), ("revoked_at", .integer), ("destroyed_at", .integer),
+            ],
+            key: ["kid"], numbered: nil
+        ),
+        Table(
+            name: "oauth_clients",
+            columns: [
+                ("id", .text), ("name", .text), ("secret_hash", .text), ("may_introspect", .integer), ("may_revoke", .integer), ("may_feed", .integer),
+                ("created_at", .integer), ("removed_at", .integer),
+            ],
+            key: ["id"], numbered: nil
         ),
     ]
 

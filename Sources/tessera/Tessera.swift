@@ -15,7 +15,7 @@ struct Tessera: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Self-hosted sign-in and sessions whose tokens can be taken back at once.",
-        subcommands: [Serve.self, Migrate.self, Copy.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self]
+        subcommands: [Serve.self, Migrate.self, Copy.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self, Keys.self, Clients.self]
     )
 
     static func main() async {

@@ -7,6 +7,8 @@ import Testing
 /// Each test names the attack on access tokens it stops.
 @Suite struct AccessTokenVerifierTests {
     static let secret = "test-secret-0123456789-abcdefghijklmnop"
+    /// The `kid` the secret is known by.
+    static let kid = SigningKey.secretKid(secret)
     let settings = TokenSettings(issuer: "tessera", audience: "tessera", accessTokenTTL: .seconds(900), leeway: .seconds(30))
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
@@ -25,7 +27,7 @@ import Testing
     }
 
     /// Builds a token by hand, so that headers and signatures can be anything an attacker sends.
-    func forge(header: [String: Any] = ["alg": "HS256", "typ": "at+jwt"], claims: [String: Any], key: String = Self.secret, hash: String = "sha256")
+    func forge(header: [String: Any] = ["alg": "HS256", "typ": "at+jwt", "kid": Self.kid], claims: [String: Any], key: String = Self.secret, hash: String = "sha256")
         throws -> String
     {
         let head = Base64URL.encode(try JSONSerialization.data(withJSONObject: header))
@@ -41,8 +43,10 @@ import Testing
         return "\(head).\(body).\(Base64URL.encode(signature))"
     }
 
-    /// Builds a token from raw JSON texts, so that a member can be named twice.
+    /// Builds a token from raw JSON texts, so that a member can be named twice. A header without a `kid` gets the
+    /// secret's, first, so that each case is refused for what it tests.
     func forgeRaw(header: String, payload: String, key: String = Self.secret) -> String {
+        let header = header.contains(#""kid""#) ? header : #"{"kid":"\#(Self.kid)","# + header.dropFirst()
         let head = Base64URL.encode(Array(header.utf8))
         let body = Base64URL.encode(Array(payload.utf8))
         let signature = HMAC<SHA256>.authenticationCode(for: Data("\(head).\(body)".utf8), using: SymmetricKey(data: Data(Self.secret.utf8)))
@@ -76,7 +80,7 @@ import Testing
 
     @Test func theSameTokensWithoutTheDuplicateAreAccepted() async throws {
         let verifier = try await self.verifier()
-        _ = try verifier.verify(self.forgeRaw(header: #"{"alg":"HS256","typ":"at+jwt","kid":"a"}"#, payload: self.rawClaims(#","x":1"#)), now: self.now)
+        _ = try verifier.verify(self.forgeRaw(header: #"{"alg":"HS256","typ":"at+jwt","kid":"\#(Self.kid)"}"#, payload: self.rawClaims(#","x":1"#)), now: self.now)
         _ = try verifier.verify(self.forgeRaw(header: #"{"alg":"HS256","typ":"at+jwt"}"#, payload: self.rawClaims(#","n":{"a":1,"b":2}"#)), now: self.now)
     }
 

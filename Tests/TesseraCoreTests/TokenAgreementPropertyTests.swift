@@ -19,12 +19,12 @@ import Testing
     func tesseraAndJWTKitAgreeOnEveryGeneratedToken(batch: UInt64) async throws {
         let verifier = AccessTokenVerifier(key: try await SigningKey(secret: Self.secret), settings: self.settings, cacheCapacity: 0)
         let keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256)
+        await keys.add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: SigningKey.secretKid(Self.secret)))
         var random = SplitMix(seed: 0xC0FFEE &+ batch &* 7919)
         var accepted = 0
         for _ in 0..<250 {
             let (payload, duplicated) = Self.payload(&random, now: Int64(self.now.timeIntervalSince1970))
-            let token = Self.sign(header: #"{"alg":"HS256","typ":"at+jwt"}"#, payload: payload)
+            let token = Self.sign(header: #"{"alg":"HS256","typ":"at+jwt","kid":"\#(SigningKey.secretKid(Self.secret))"}"#, payload: payload)
             let ours = try? verifier.verify(token, now: self.now)
             if duplicated {
                 #expect(ours == nil, "a duplicate member was accepted: \(payload)")
@@ -49,7 +49,7 @@ import Testing
         return VerifiedAccessToken(
             userId: sub, sessionId: sid, jti: jti, role: role, version: claims.ver, epoch: claims.epoch,
             issuedAt: Date(timeIntervalSince1970: TimeInterval(claims.iat)), expiresAt: Date(timeIntervalSince1970: TimeInterval(claims.exp)),
-            notBefore: claims.nbf.map { Date(timeIntervalSince1970: TimeInterval($0)) }
+            notBefore: claims.nbf.map { Date(timeIntervalSince1970: TimeInterval($0)) }, keyId: SigningKey.secretKid(Self.secret)
         )
     }
 

@@ -44,7 +44,7 @@ import TesseraStore
         )
         let services = try await buildServices(configuration: configuration, logger: TestDatabaseLogger.logger)
         let router = Router(context: TesseraRequestContext.self)
-        addAPIRoutes(to: router, auth: services.auth, registrationOpen: true)
+        addAPIRoutes(to: router, services: services, registrationOpen: true)
         let routes = router.routes
         await services.close()
         return Set(

@@ -29,10 +29,14 @@ import TesseraCore
             try await database.withProcess { process in
                 let ann = try await process.signUpAndIn()
                 let bob = try await process.signUpAndIn("bob@example.org")
+                try await process.auth.revoke(token: ann.accessToken, clientId: nil, origin: .commandLine)
                 try await process.auth.logout(try process.auth.authenticate(accessToken: bob.accessToken), origin: RequestOrigin())
                 try await process.auth.revokeUsers([ann.user.id], actorId: bob.user.id, reason: "lost phone — perdu, 失くした ✓", origin: .commandLine)
                 _ = try await process.auth.revokeAll(actorId: nil, reason: nil, origin: .commandLine)
                 _ = try await process.auth.unrevoke(.global, actorId: nil, reason: nil, origin: .commandLine)
+                _ = try await process.store.revokeSigningKey(
+                    kid: "hs_leaked-key", at: Date(), actorId: nil, reason: "leaked", replacement: nil, audit: AuditRecord(at: Date(), event: .keyRevoked)
+                )
                 // The follower's read (SQLiteNIO's values, or PostgreSQL's packed records), in pages of two so that
                 // paging (and on PostgreSQL decoding one page while the next is read) is exercised.
                 let collected = Mutex<[RevocationEntry]>([])
@@ -49,9 +53,11 @@ import TesseraCore
                     case .session: "session"
                     case .subject: "subject"
                     case .global: "global"
+                    case .key: "key"
                     }
                 })
-                #expect(kinds.isSuperset(of: ["session", "subject", "global"]))
+                #expect(kinds == ["token", "session", "subject", "global", "key"])
+                #expect(fast.contains { $0.kind == .key(kid: "hs_leaked-key") && $0.reason == "leaked" })
                 #expect(fast.contains { $0.actorId == bob.user.id && $0.reason == "lost phone — perdu, 失くした ✓" })
                 #expect(try await process.store.revocations(after: fast[1].seq, limit: 1) == [fast[2]])
             }
@@ -79,7 +85,7 @@ import TesseraCore
         func isTokenOrSession(_ entry: RevocationEntry) -> Bool {
             switch entry.kind {
             case .token, .session: true
-            case .subject, .global: false
+            case .subject, .global, .key: false
             }
         }
         try await TestDatabase.with(backend) { database in

@@ -343,6 +343,7 @@ private final class ForeignCursorStore: AuthStore, @unchecked Sendable {
     func liveSessions(userId: UUID, now: Date) async throws -> [Session] { try await self.base.liveSessions(userId: userId, now: now) }
     func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome { try await self.base.revoke(request) }
     func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry] { try await self.base.revocations(after: seq, limit: limit) }
+    func session(refreshTokenHash: String, now: Date) async throws -> SessionGrant? { try await self.base.session(refreshTokenHash: refreshTokenHash, now: now) }
     func unrevoke(_ request: UnrevokeRequest) async throws -> RevocationOutcome { try await self.base.unrevoke(request) }
     func undoableCuts(userIds: [UUID]) async throws -> UndoableCuts { try await self.base.undoableCuts(userIds: userIds) }
     func users(matching search: String?, afterEmail: String?, limit: Int) async throws -> [User] {

@@ -119,7 +119,7 @@ struct TestDatabase {
     /// Opens the file as one process would (its own connections, its own index), runs the body, closes it.
     @discardableResult
     func withProcess<T>(
-        clock: any WallClock = SystemWallClock(), hasher: any PasswordHasher = BcryptPasswordHasher(cost: 4),
+        clock: any WallClock = SystemWallClock(), hasher: any PasswordHasher = BcryptPasswordHasher(cost: 4), keys source: KeyManager.Source? = nil,
         _ body: (TestProcess) async throws -> T
     ) async throws -> T {
         let store = try await StoreFactory.open(try self.url, logger: Self.logger)
@@ -127,13 +127,17 @@ struct TestDatabase {
             // No follower runs in these tests; a process that reads the log only when the test says so must not go
             // stale while a slow, loaded test run is still using it.
             let index = RevocationIndex(stalenessBound: .seconds(3600))
+            let settings = TokenSettings()
+            let keys = try await KeyManager(
+                store: store, index: index, schedule: KeySchedule(tokenLifetime: settings.accessTokenTTL + settings.leeway),
+                source: source ?? .secrets(current: String(repeating: "k", count: 32), previous: []), clock: clock, logger: Self.logger
+            )
             let auth = try await AuthService(
-                store: store, index: index, hasher: hasher, key: try await SigningKey(secret: String(repeating: "k", count: 32)),
-                settings: TokenSettings(), clock: clock, logger: Self.logger
+                store: store, index: index, hasher: hasher, keys: keys.ring, settings: settings, clock: clock, logger: Self.logger
             )
             let follower = RevocationLogFollower(store: store, index: index, logger: Self.logger)
             try await follower.catchUp()
-            let result = try await body(TestProcess(store: store, auth: auth, follower: follower))
+            let result = try await body(TestProcess(store: store, auth: auth, follower: follower, keys: keys))
             await store.database.close()
             return result
         } catch {
@@ -148,6 +152,7 @@ struct TestProcess {
     let store: SQLAuthStore
     let auth: AuthService
     let follower: RevocationLogFollower
+    let keys: KeyManager
 
     /// Registers and signs in; returns the pair.
     func signUpAndIn(_ email: String = "ann@example.org", password: String = "correct horse", device: String? = nil) async throws -> TokenPair {

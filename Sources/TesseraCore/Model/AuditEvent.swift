@@ -16,6 +16,18 @@ public enum AuditEventName: String, Sendable, Codable, CaseIterable {
     case unrevoke = "UNREVOKE"
     /// An un-revoke that was refused (nothing to undo, or the latest cut is final).
     case unrevokeRefused = "UNREVOKE_REFUSED"
+    /// One access token revoked by its `jti` (RFC 7009).
+    case tokenRevoked = "TOKEN_REVOKED"
+    /// A signing key was created (at first start, by a rotation, or in place of a revoked key).
+    case keyCreated = "KEY_CREATED"
+    /// A signing key was taken out of service (it verifies until its tokens expire).
+    case keyRetired = "KEY_RETIRED"
+    /// A signing key was revoked: every token it signed is refused.
+    case keyRevoked = "KEY_REVOKED"
+    /// A client (introspection, revocation, feed) was registered.
+    case clientAdded = "CLIENT_ADDED"
+    /// A client was removed.
+    case clientRemoved = "CLIENT_REMOVED"
 }
 
 /// One audit row, written in the same transaction as the change it records.

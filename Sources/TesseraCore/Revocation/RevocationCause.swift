@@ -19,6 +19,10 @@ public enum RevocationCause: String, Sendable, Equatable, CaseIterable, CustomSt
     case refreshTokenReuse = "refresh_token_reuse"
     /// One session signed out.
     case signOut = "sign_out"
+    /// One access token revoked through RFC 7009 by its holder or a client.
+    case tokenRevoked = "token_revoked"
+    /// A signing key was revoked (it leaked).
+    case keyRevoked = "key_revoked"
     /// A row that undoes an earlier one.
     case unrevoke
     /// A row written before causes were recorded whose cause could not be recovered: treated as final.
@@ -46,6 +50,8 @@ public enum RevocationCause: String, Sendable, Equatable, CaseIterable, CustomSt
         case .deactivated: "deactivating the account"
         case .refreshTokenReuse: "refresh token reuse detection"
         case .signOut: "a sign-out"
+        case .tokenRevoked: "a token revocation"
+        case .keyRevoked: "revoking a signing key"
         case .unrevoke: "an un-revoke"
         case .unknown: "a cut recorded before causes were kept"
         }

@@ -10,6 +10,8 @@ public enum RevocationKind: Sendable, Equatable {
     case subject(userId: UUID, acceptedFromVersion: Int64)
     /// Every token whose `epoch` is below this one.
     case global(epoch: Int64)
+    /// Every token signed with this key (`kid`): the emergency for a key that leaked. Final and kept for ever.
+    case key(kid: String)
 
     /// The stable name stored in the log's `kind` column.
     public var name: String {
@@ -18,6 +20,7 @@ public enum RevocationKind: Sendable, Equatable {
         case .session: "session"
         case .subject: "subject"
         case .global: "global"
+        case .key: "key"
         }
     }
 }

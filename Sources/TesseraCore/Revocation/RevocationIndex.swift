@@ -29,6 +29,8 @@ public final class RevocationIndex: Sendable {
         /// When each subject cut-off in `subjects` stops mattering (only with a `cutoffLifetime`).
         var subjectExpiry = ExpiringIds()
         var global = Cutoff(value: 0, seq: 0)
+        /// Keys whose every token is refused (a handful at most, kept for ever).
+        var keys: Set<String> = []
         var lastAppliedSeq: Int64 = 0
         var lastSyncedAt: ContinuousClock.Instant?
     }
@@ -53,12 +55,22 @@ public final class RevocationIndex: Sendable {
 
     /// Whether a verified token has been taken back. No I/O.
     public func isRevoked(_ token: VerifiedAccessToken) -> Bool {
-        self.isRevoked(jti: token.jti, sessionId: token.sessionId, userId: token.userId, version: token.version, epoch: token.epoch)
+        self.isRevoked(jti: token.jti, sessionId: token.sessionId, userId: token.userId, version: token.version, epoch: token.epoch, keyId: token.keyId)
     }
 
     /// Whether a token with these claims has been taken back. No I/O.
-    public func isRevoked(jti: UUID, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64) -> Bool {
-        self.state.withLock { $0.cuts(jti: jti, sessionId: sessionId, userId: userId, version: version, epoch: epoch) }
+    public func isRevoked(jti: UUID, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64, keyId: String = "") -> Bool {
+        self.state.withLock { $0.cuts(jti: jti, sessionId: sessionId, userId: userId, version: version, epoch: epoch, keyId: keyId) }
+    }
+
+    /// Whether every token signed with this key is refused.
+    public func isKeyRevoked(_ kid: String) -> Bool {
+        self.state.withLock { $0.keys.contains(kid) }
+    }
+
+    /// The keys whose tokens are refused.
+    public var revokedKeys: Set<String> {
+        self.state.withLock { $0.keys }
     }
 
     /// What the index says of a verified token: accepted, revoked, or nothing to go on because the index has not
@@ -73,7 +85,9 @@ public final class RevocationIndex: Sendable {
     public func verdict(for token: VerifiedAccessToken, at instant: ContinuousClock.Instant = .now) -> Verdict {
         self.state.withLock { state in
             guard let synced = state.lastSyncedAt, synced.duration(to: instant) <= self.stalenessBound else { return .stale }
-            let cut = state.cuts(jti: token.jti, sessionId: token.sessionId, userId: token.userId, version: token.version, epoch: token.epoch)
+            let cut = state.cuts(
+                jti: token.jti, sessionId: token.sessionId, userId: token.userId, version: token.version, epoch: token.epoch, keyId: token.keyId
+            )
             return cut ? .revoked : .accepted
         }
     }
@@ -117,7 +131,7 @@ public final class RevocationIndex: Sendable {
         var fresh = State()
         for entry in entries {
             switch entry.kind {
-            case .subject, .global: fresh.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime)
+            case .subject, .global, .key: fresh.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime)
             case .token, .session: break
             }
         }
@@ -126,10 +140,12 @@ public final class RevocationIndex: Sendable {
             fresh.lastSyncedAt = state.lastSyncedAt
             fresh.tokens = state.tokens
             fresh.sessions = state.sessions
+            // A revoked key stays revoked: it leaked, and no restore of the database makes it safe again.
+            fresh.keys.formUnion(state.keys)
             for entry in entries {
                 switch entry.kind {
                 case .token, .session: fresh.apply(entry, nowSeconds: nowSeconds, cutoffLifetime: lifetime)
-                case .subject, .global: break
+                case .subject, .global, .key: break
                 }
             }
             state.tokens = ExpiringIds()
@@ -222,6 +238,8 @@ extension RevocationIndex.State {
         case .global(let epoch):
             if self.global.seq >= entry.seq { break }
             self.global = RevocationIndex.Cutoff(value: epoch, seq: entry.seq)
+        case .key(let kid):
+            self.keys.insert(kid)
         }
     }
 
@@ -236,9 +254,10 @@ extension RevocationIndex.State {
         slice.removedIds.removeAll(keepingCapacity: true)
     }
 
-    /// The four look-ups: any cut that covers a token with these claims.
-    func cuts(jti: UUID, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64) -> Bool {
+    /// The four look-ups (five once a key was revoked): any cut that covers a token with these claims.
+    func cuts(jti: UUID, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64, keyId: String) -> Bool {
         if epoch < self.global.value { return true }
+        if !self.keys.isEmpty, self.keys.contains(keyId) { return true }
         if let cutoff = self.subjects[userId], version < cutoff.value { return true }
         if self.sessions.contains(sessionId) { return true }
         return self.tokens.contains(jti)

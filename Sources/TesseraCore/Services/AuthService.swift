@@ -12,12 +12,16 @@ public struct AuthService: Sendable {
     public let settings: TokenSettings
     public let clock: any WallClock
     public let throttle: LoginThrottle
+    /// The keys tokens are signed and verified with.
+    public let keys: KeyRing
     let signer: AccessTokenSigner
     let verifier: AccessTokenVerifier
     /// A hash of a random password at the same cost, checked when the email is unknown so both cases cost the same.
     let decoyHash: String
     /// What is checked in place of a password that could never have been set (never the decoy hash's password).
     let decoyPassword = OpaqueToken.generate()
+    /// Accounts' usernames for introspection.
+    let usernames = UsernameCache()
     let logger: Logger
 
     /// Builds the service; hashes a decoy password once, which takes one bcrypt round.
@@ -25,14 +29,25 @@ public struct AuthService: Sendable {
         store: any AuthStore, index: RevocationIndex, hasher: any PasswordHasher, key: SigningKey, settings: TokenSettings,
         clock: any WallClock = SystemWallClock(), throttle: LoginThrottle = LoginThrottle(), logger: Logger = Logger(label: "tessera.auth")
     ) async throws {
+        try await self.init(
+            store: store, index: index, hasher: hasher, keys: KeyRing(key: key), settings: settings, clock: clock, throttle: throttle, logger: logger
+        )
+    }
+
+    /// Builds the service on a key ring that the key manager keeps up to date.
+    public init(
+        store: any AuthStore, index: RevocationIndex, hasher: any PasswordHasher, keys: KeyRing, settings: TokenSettings,
+        clock: any WallClock = SystemWallClock(), throttle: LoginThrottle = LoginThrottle(), logger: Logger = Logger(label: "tessera.auth")
+    ) async throws {
+        self.keys = keys
         self.store = store
         self.index = index
         self.hasher = hasher
         self.settings = settings
         self.clock = clock
         self.throttle = throttle
-        self.signer = AccessTokenSigner(key: key, settings: settings)
-        self.verifier = AccessTokenVerifier(key: key, settings: settings)
+        self.signer = AccessTokenSigner(keys: keys, settings: settings)
+        self.verifier = AccessTokenVerifier(keys: keys, settings: settings)
         self.decoyHash = try await hasher.hash(OpaqueToken.generate())
         self.logger = logger
     }
@@ -162,6 +177,14 @@ public struct AuthService: Sendable {
     }
 
     func issuePair(for grant: SessionGrant, refreshToken: String, now: Date) async throws -> TokenPair {
+        // A key revoked on another instance is refused here the moment its row arrives; this instance's ring may not
+        // have heard yet that a new key replaced it. Never sign a token that would be refused on arrival.
+        if self.index.isKeyRevoked(self.keys.snapshot.current.kid) {
+            try await self.keys.reload()
+            guard !self.index.isKeyRevoked(self.keys.snapshot.current.kid) else {
+                throw StoreUnavailable("the current signing key was revoked and no new key is available yet")
+            }
+        }
         let (accessToken, claims) = try await self.signer.sign(user: grant.user, session: grant.session, now: now)
         return TokenPair(
             accessToken: accessToken,

@@ -64,6 +64,8 @@ public protocol AuthStore: Sendable {
 
     /// Whether the database answers.
     func ping() async throws
+    /// The live session a refresh token belongs to, with its account (nil for an unknown, spent or expired one).
+    func session(refreshTokenHash: String, now: Date) async throws -> SessionGrant?
 }
 
 /// One refresh: the presented token's hash and its successor's.
@@ -104,6 +106,8 @@ public struct RevocationRequest: Sendable {
         case subjects([UUID])
         /// Every token of every user.
         case global
+        /// One access token, by its `jti`, until it expires.
+        case token(UUID, until: Date)
     }
 
     public var target: Target

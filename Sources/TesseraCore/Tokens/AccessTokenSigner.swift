@@ -1,14 +1,18 @@
 import Foundation
 import JWTKit
 
-/// Issues HS256 access tokens with header `typ: at+jwt` (RFC 9068).
+/// Issues access tokens with the ring's current key, header `typ: at+jwt` (RFC 9068) and `kid`.
 public struct AccessTokenSigner: Sendable {
-    let key: SigningKey
+    let keys: KeyRing
     let settings: TokenSettings
 
-    public init(key: SigningKey, settings: TokenSettings) {
-        self.key = key
+    public init(keys: KeyRing, settings: TokenSettings) {
+        self.keys = keys
         self.settings = settings
+    }
+
+    public init(key: SigningKey, settings: TokenSettings) {
+        self.init(keys: KeyRing(key: key), settings: settings)
     }
 
     /// Signs an access token for this session at its recorded token version and epoch.
@@ -29,7 +33,9 @@ public struct AccessTokenSigner: Sendable {
         )
         var header = JWTHeader()
         header.typ = AccessTokenVerifier.tokenType
-        let token = try await self.key.keys.sign(claims, header: header)
+        let key = self.keys.snapshot.current
+        guard let signer = key.signer else { throw StoreUnavailable("the current signing key's private half is not available here") }
+        let token = try await signer.sign(claims, kid: JWKIdentifier(string: key.kid), header: header)
         return (token, claims)
     }
 }

@@ -3,13 +3,12 @@ import Foundation
 
 /// Checks an access token: shape, pinned algorithm and type, signature, issuer, audience and times.
 ///
-/// The algorithm is pinned to HS256 before any key is consulted, so `alg: none`, `HS384` or an asymmetric
-/// algorithm never reaches a verifier (RFC 8725 §3.1); `typ` must be `at+jwt` so that no other kind of JWT
-/// signed with the same key passes for an access token (RFC 8725 §3.11). The HMAC is compared in constant time
-/// and checked before the payload is parsed, so the claims parser only ever reads payloads we signed.
+/// The algorithm is pinned to the configured one (`JWT_ALGORITHM`) before any key is consulted, so `alg: none`,
+/// `HS384`, or HS256 signed with a published public key never reaches a verifier (RFC 8725 §3.1); `kid` must name a
+/// key of the ring; `typ` must be `at+jwt` so that no other kind of JWT signed with the same key passes for an
+/// access token (RFC 8725 §3.11). An HMAC is compared in constant time; every signature is checked before the
+/// payload is parsed, so the claims parser only ever reads payloads we signed.
 public struct AccessTokenVerifier: Sendable {
-    /// The only `alg` accepted.
-    public static let algorithm = "HS256"
     /// The `typ` written and required (RFC 9068).
     public static let tokenType = "at+jwt"
     /// Longer tokens are refused unread; ours are about 450 bytes.
@@ -17,19 +16,25 @@ public struct AccessTokenVerifier: Sendable {
 
     struct Header: Decodable {
         var alg: String?
+        var kid: String?
         var typ: String?
         var crit: [String]?
     }
 
-    let key: SigningKey
+    let keys: KeyRing
     let settings: TokenSettings
     let cache: VerifiedTokenCache?
 
     /// - Parameter cacheCapacity: how many verified tokens to remember (0 turns the cache off).
-    public init(key: SigningKey, settings: TokenSettings, cacheCapacity: Int = 65_536) {
-        self.key = key
+    public init(keys: KeyRing, settings: TokenSettings, cacheCapacity: Int = 65_536) {
+        self.keys = keys
         self.settings = settings
         self.cache = cacheCapacity > 0 ? VerifiedTokenCache(capacity: cacheCapacity) : nil
+    }
+
+    /// A verifier of one key.
+    public init(key: SigningKey, settings: TokenSettings, cacheCapacity: Int = 65_536) {
+        self.init(keys: KeyRing(key: key), settings: settings, cacheCapacity: cacheCapacity)
     }
 
     /// Verifies a token; throws ``AuthError/invalidToken(reason:)`` with a reason for the debug log.
@@ -46,13 +51,15 @@ public struct AccessTokenVerifier: Sendable {
             try self.checkTimes(expiresAt: cached.expiresAt, notBefore: cached.notBefore, issuedAt: cached.issuedAt, now: now)
             return cached
         }
-        let verified = try self.check(try self.verifiedClaims(token), now: now)
+        let (claims, kid) = try self.verifiedClaims(token)
+        var verified = try self.check(claims, now: now)
+        verified.keyId = kid
         self.cache?.insert(token, verified)
         return verified
     }
 
     /// Signature first, then claims: the parser never reads a payload we did not sign.
-    private func verifiedClaims(_ bytes: UnsafeBufferPointer<UInt8>) throws(AuthError) -> ParsedClaims {
+    private func verifiedClaims(_ bytes: UnsafeBufferPointer<UInt8>) throws(AuthError) -> (ParsedClaims, String) {
         guard let firstDot = bytes.firstIndex(of: UInt8(ascii: ".")),
             let secondDot = bytes[(firstDot + 1)...].firstIndex(of: UInt8(ascii: ".")),
             bytes[(secondDot + 1)...].firstIndex(of: UInt8(ascii: ".")) == nil,
@@ -60,16 +67,22 @@ public struct AccessTokenVerifier: Sendable {
         else { throw .invalidToken(reason: "not a signed JWT") }
 
         let header = UnsafeBufferPointer(rebasing: bytes[..<firstDot])
-        if !self.key.canonicalHeaders.contains(where: { header.elementsEqual($0) }) {
-            try Self.checkHeader(header)
+        let ring = self.keys.snapshot
+        let key: SigningKey
+        if let known = ring.verifying.first(where: { $0.canonicalHeaders.contains(where: { header.elementsEqual($0) }) }) {
+            key = known
+        } else {
+            let kid = try Self.checkHeader(header, algorithm: ring.algorithm)
+            guard let named = ring.key(kid: kid) else { throw .invalidToken(reason: "unknown key") }
+            key = named
         }
 
         // Signature and payload are decoded onto the stack: no allocation for a well-formed token.
         let signatureSegment = UnsafeBufferPointer(rebasing: bytes[(secondDot + 1)...])
         let signingInput = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<secondDot]))
         let signed = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Base64URL.decodedCapacity(signatureSegment.count)) { room in
-            guard let count = Base64URL.decode(bytes: signatureSegment, into: room), count == SHA256.byteCount else { return false }
-            return self.key.hmac.isValid(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: room[..<count])), for: signingInput)
+            guard let count = Base64URL.decode(bytes: signatureSegment, into: room) else { return false }
+            return key.isValid(signature: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: room[..<count])), for: signingInput)
         }
         guard signed else { throw .invalidToken(reason: "bad signature") }
 
@@ -86,19 +99,21 @@ public struct AccessTokenVerifier: Sendable {
             guard let claims = ParsedClaims(decoded) else { return .failure(.invalidToken(reason: "malformed sub, sid or jti")) }
             return .success(claims)
         }
-        return try parsed.get()
+        return (try parsed.get(), key.kid)
     }
 
-    /// A header other than the one we write: decoded and held to the same pins.
-    private static func checkHeader(_ segment: UnsafeBufferPointer<UInt8>) throws(AuthError) {
+    /// A header other than the ones we write: decoded and held to the same pins. Returns the `kid` it names.
+    private static func checkHeader(_ segment: UnsafeBufferPointer<UInt8>, algorithm: SigningAlgorithm) throws(AuthError) -> String {
         guard let data = Base64URL.decode(bytes: segment) else { throw .invalidToken(reason: "malformed header") }
         guard !JSONDuplicateMembers.contains(data) else { throw .invalidToken(reason: "a header member is named twice") }
         guard let header = try? JSONDecoder().decode(Header.self, from: Data(data)) else { throw .invalidToken(reason: "malformed header") }
-        guard header.alg == Self.algorithm else { throw .invalidToken(reason: "algorithm not allowed") }
+        guard header.alg == algorithm.rawValue else { throw .invalidToken(reason: "algorithm not allowed") }
         guard let typ = header.typ?.lowercased(), typ == Self.tokenType || typ == "application/" + Self.tokenType else {
             throw .invalidToken(reason: "not an access token")
         }
         guard header.crit == nil else { throw .invalidToken(reason: "unsupported critical header") }
+        guard let kid = header.kid else { throw .invalidToken(reason: "no key id") }
+        return kid
     }
 
     func check(_ claims: ParsedClaims, now: Date) throws(AuthError) -> VerifiedAccessToken {

@@ -12,10 +12,14 @@ public struct VerifiedAccessToken: Sendable, Equatable {
     public var issuedAt: Date
     public var expiresAt: Date
     public var notBefore: Date?
+    /// The `kid` of the key that signed it.
+    public var keyId: String
 
     public init(
-        userId: UUID, sessionId: UUID, jti: UUID, role: Role, version: Int64, epoch: Int64, issuedAt: Date, expiresAt: Date, notBefore: Date? = nil
+        userId: UUID, sessionId: UUID, jti: UUID, role: Role, version: Int64, epoch: Int64, issuedAt: Date, expiresAt: Date, notBefore: Date? = nil,
+        keyId: String = ""
     ) {
+        self.keyId = keyId
         self.userId = userId
         self.sessionId = sessionId
         self.jti = jti

@@ -14,8 +14,18 @@ public struct Configuration: Sendable {
     public var host: String
     public var port: Int
     public var database: DatabaseURL
-    /// The HS256 secret; nil means "development: use or create the one kept beside the database".
+    /// The HS256 secret; nil means "development: use or create the one kept beside the database". It also signs
+    /// the web pages' cookies, whatever the token algorithm.
     public var jwtSecret: String?
+    /// How access tokens are signed (`JWT_ALGORITHM`: `HS256`, the default, `EdDSA` or `ES256`).
+    public var jwtAlgorithm: SigningAlgorithm = .hs256
+    /// HS256 secrets that still verify (`JWT_PREVIOUS_SECRETS`, comma-separated) after `JWT_SECRET` changed.
+    public var jwtPreviousSecrets: [String] = []
+    /// Secrets that seal the private signing keys in the database (`TESSERA_KEY_ENCRYPTION_KEY`, comma-separated,
+    /// newest first); required in production with an asymmetric algorithm.
+    public var keyEncryptionKeys: [String] = []
+    /// How often a new signing key is rotated in (`TESSERA_KEY_ROTATION`); nil only when told.
+    public var keyRotation: Duration?
     public var tokens: TokenSettings
     public var apiTokenExpiryDays: Int
     /// Audit rows older than this many days are deleted in the background; nil keeps them forever.
@@ -57,7 +67,8 @@ public struct Configuration: Sendable {
         self.registrationOpen = true
     }
 
-    /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `DATABASE_POOL_SIZE`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `DATABASE_POOL_SIZE`, `JWT_SECRET`, `JWT_ALGORITHM`, `JWT_PREVIOUS_SECRETS`,
+    /// `TESSERA_KEY_ENCRYPTION_KEY`, `TESSERA_KEY_ROTATION`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `TESSERA_REQUEST_TIMEOUT`, `BCRYPT_COST`,
     /// `LOG_LEVEL`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
@@ -85,6 +96,15 @@ public struct Configuration: Sendable {
             configuration.databasePoolSize = parsed
         }
         configuration.jwtSecret = environment["JWT_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        if let algorithm = value("JWT_ALGORITHM") {
+            guard let parsed = SigningAlgorithm.allCases.first(where: { $0.rawValue.lowercased() == algorithm.lowercased() }) else {
+                throw ConfigurationError("JWT_ALGORITHM must be HS256, EdDSA or ES256, not '\(algorithm)'")
+            }
+            configuration.jwtAlgorithm = parsed
+        }
+        configuration.jwtPreviousSecrets = Self.list(environment["JWT_PREVIOUS_SECRETS"])
+        configuration.keyEncryptionKeys = Self.list(environment["TESSERA_KEY_ENCRYPTION_KEY"])
+        if let rotation = value("TESSERA_KEY_ROTATION") { configuration.keyRotation = try parseDuration(rotation, name: "TESSERA_KEY_ROTATION") }
         if let issuer = value("JWT_ISSUER") { configuration.tokens.issuer = issuer }
         if let audience = value("JWT_AUDIENCE") { configuration.tokens.audience = audience }
         if let ttl = value("ACCESS_TOKEN_TTL") { configuration.tokens.accessTokenTTL = try parseDuration(ttl, name: "ACCESS_TOKEN_TTL") }
@@ -137,7 +157,23 @@ public struct Configuration: Sendable {
         if let secret = self.jwtSecret, secret.utf8.count < SigningKey.minimumSecretLength {
             throw ConfigurationError("JWT_SECRET must be at least \(SigningKey.minimumSecretLength) bytes; it has \(secret.utf8.count)")
         }
+        for secret in self.jwtPreviousSecrets where secret.utf8.count < SigningKey.minimumSecretLength {
+            throw ConfigurationError("each of JWT_PREVIOUS_SECRETS must be at least \(SigningKey.minimumSecretLength) bytes; one has \(secret.utf8.count)")
+        }
+        for secret in self.keyEncryptionKeys where secret.utf8.count < KeyEncryption.minimumSecretLength {
+            throw ConfigurationError(
+                "each of TESSERA_KEY_ENCRYPTION_KEY must be at least \(KeyEncryption.minimumSecretLength) bytes; one has \(secret.utf8.count)"
+            )
+        }
+        if let rotation = self.keyRotation, rotation < .seconds(86_400) {
+            throw ConfigurationError("TESSERA_KEY_ROTATION must be at least 1d: a key is published for 10 minutes before it signs, and verifies its tokens for their lifetime after")
+        }
         if self.mode == .production {
+            if self.jwtAlgorithm.isAsymmetric && self.keyEncryptionKeys.isEmpty {
+                throw ConfigurationError(
+                    "TESSERA_KEY_ENCRYPTION_KEY is not set; with JWT_ALGORITHM=\(self.jwtAlgorithm.rawValue) TESSERA_ENV=production refuses to keep private keys unsealed by a key of their own (at least 32 random bytes)"
+                )
+            }
             if self.jwtSecret == nil {
                 throw ConfigurationError("JWT_SECRET is not set; TESSERA_ENV=production refuses to start without one (at least 32 random bytes)")
             }
@@ -161,6 +197,11 @@ public struct Configuration: Sendable {
             throw ConfigurationError("\(name) must be a positive duration such as 900, 15m, 1h or 30d, not '\(text)'")
         }
         return .seconds(amount * multiplier)
+    }
+
+    /// A comma-separated list, blanks dropped.
+    static func list(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     static func parsePort(_ text: String, name: String) throws -> Int {

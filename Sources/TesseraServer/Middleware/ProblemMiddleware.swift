@@ -10,6 +10,8 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let oauth as OAuthError {
+            return try oauth.response(from: request, context: context)
         } catch {
             let problem = Self.problem(for: error, request: request, logger: context.logger)
             return try problem.response(from: request, context: context)

@@ -29,7 +29,7 @@ struct FormFields: Sendable {
         self.values["reason"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
     }
 
-    private static func decode(_ text: Substring) -> String? {
+    static func decode(_ text: Substring) -> String? {
         text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 }

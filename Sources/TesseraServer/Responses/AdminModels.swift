@@ -38,6 +38,7 @@ struct UnrevokedResponse: ResponseEncodable {
     var userId: String?
     var acceptedFromVersion: Int64?
     var epoch: Int64?
+    var keyId: String?
 
     init(_ entry: RevocationEntry) {
         self.seq = entry.seq
@@ -48,6 +49,8 @@ struct UnrevokedResponse: ResponseEncodable {
             self.acceptedFromVersion = version
         case .global(let epoch):
             self.epoch = epoch
+        case .key(let kid):
+            self.keyId = kid
         case .token, .session:
             break
         }

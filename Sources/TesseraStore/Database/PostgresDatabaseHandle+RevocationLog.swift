@@ -28,7 +28,7 @@ extension PostgresDatabaseHandle {
     static let packedRecord = """
         int8send(seq)
         || CASE kind WHEN 'token' THEN '\\x01'::bytea WHEN 'session' THEN '\\x02'::bytea WHEN 'subject' THEN '\\x03'::bytea
-                     WHEN 'global' THEN '\\x04'::bytea ELSE '\\x00'::bytea END
+                     WHEN 'global' THEN '\\x04'::bytea WHEN 'key' THEN '\\x05'::bytea ELSE '\\x00'::bytea END
         || CASE WHEN (CASE kind WHEN 'token' THEN jti WHEN 'session' THEN session_id ELSE user_id END) IS NULL THEN '\\x00'::bytea
                 ELSE '\\x01'::bytea || uuid_send((CASE kind WHEN 'token' THEN jti WHEN 'session' THEN session_id ELSE user_id END)::uuid) END
         || CASE WHEN (CASE kind WHEN 'subject' THEN accepted_from_version WHEN 'global' THEN epoch ELSE until_at END) IS NULL THEN '\\x00'::bytea
@@ -37,6 +37,8 @@ extension PostgresDatabaseHandle {
         || CASE WHEN actor_id IS NULL THEN '\\x00'::bytea ELSE '\\x01'::bytea || uuid_send(actor_id::uuid) END
         || CASE WHEN reason IS NULL THEN '\\x00'::bytea
                 ELSE '\\x01'::bytea || int4send(octet_length(convert_to(reason, 'UTF8'))) || convert_to(reason, 'UTF8') END
+        || CASE WHEN key_id IS NULL THEN '\\x00'::bytea
+                ELSE '\\x01'::bytea || int4send(octet_length(convert_to(key_id, 'UTF8'))) || convert_to(key_id, 'UTF8') END
         """
 
     /// How long a whole read of the log may take (a start on a million rows); an incremental read has the usual bound.
@@ -267,11 +269,13 @@ enum PackedLogRecords {
             let value = try flag() ? buffer.readInteger(as: Int64.self) : nil
             guard let revokedAt = buffer.readInteger(as: Int64.self) else { throw corrupt() }
             let actorId = try flag() ? try uuid() : nil
-            var reason: String?
-            if try flag() {
+            func text() throws -> String? {
+                guard try flag() else { return nil }
                 guard let length = buffer.readInteger(as: Int32.self), length >= 0, let text = buffer.readString(length: Int(length)) else { throw corrupt() }
-                reason = text
+                return text
             }
+            let reason = try text()
+            let keyId = try text()
             // The same rules as `RevocationLogRow.entry()`, the SQL reader's (a test requires both to agree).
             let kind: RevocationKind
             switch kindCode {
@@ -279,6 +283,7 @@ enum PackedLogRecords {
             case 2: kind = .session(id: try present(target, "session_id"), until: Column.date(try present(value, "until_at")))
             case 3: kind = .subject(userId: try present(target, "user_id"), acceptedFromVersion: try present(value, "accepted_from_version"))
             case 4: kind = .global(epoch: try present(value, "epoch"))
+            case 5: kind = .key(kid: try present(keyId, "key_id"))
             default: throw CorruptRow(description: "unknown revocation kind")
             }
             entries.append(RevocationEntry(seq: seq, kind: kind, revokedAt: Column.date(revokedAt), actorId: actorId, reason: reason))

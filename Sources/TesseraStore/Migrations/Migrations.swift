@@ -2,7 +2,7 @@
 public enum Migrations {
     /// Every step, oldest first.
     public static let all: [Migration] = [
-        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment, bootToken,
+        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment, bootToken, signingKeysAndClients,
     ]
 
     /// The latest schema version.
@@ -219,5 +219,45 @@ public enum Migrations {
         name: "boot token",
         statements: [],
         postgresStatements: ["CREATE UNLOGGED TABLE tessera_boot (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL)"]
+    )
+
+    /// Asymmetric signing keys live in the database so that every instance signs with the same current key; the
+    /// private half is sealed (AES-GCM) under a key-encryption key that never reaches the database, and destroyed
+    /// once the key's tokens have all expired. A key's life is told by its times: published at `created_at`,
+    /// current from `active_from` until a later key's `active_from` or its own `retired_at`, refused from
+    /// `revoked_at` (and by a `key` row in the log, which every instance applies at once). Registered clients
+    /// (introspection, revocation, the feed) keep only a hash of their secret.
+    static let signingKeysAndClients = Migration(
+        version: 9,
+        name: "signing keys and clients",
+        statements: [
+            """
+            CREATE TABLE signing_keys (
+                kid TEXT PRIMARY KEY,
+                algorithm TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                sealed_private_key TEXT,
+                sealed_with TEXT,
+                created_at BIGINT NOT NULL,
+                active_from BIGINT NOT NULL,
+                retired_at BIGINT,
+                revoked_at BIGINT,
+                destroyed_at BIGINT
+            )
+            """,
+            """
+            CREATE TABLE oauth_clients (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                secret_hash TEXT NOT NULL,
+                may_introspect INTEGER NOT NULL,
+                may_revoke INTEGER NOT NULL,
+                may_feed INTEGER NOT NULL,
+                created_at BIGINT NOT NULL,
+                removed_at BIGINT
+            )
+            """,
+            "ALTER TABLE revocations ADD COLUMN key_id TEXT",
+        ]
     )
 }

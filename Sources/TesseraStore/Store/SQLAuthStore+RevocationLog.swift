@@ -15,7 +15,7 @@ extension SQLAuthStore {
         seq, kind,
         CASE kind WHEN 'token' THEN jti WHEN 'session' THEN session_id ELSE user_id END AS target,
         CASE kind WHEN 'subject' THEN accepted_from_version WHEN 'global' THEN epoch ELSE until_at END AS value,
-        revoked_at, actor_id, reason
+        revoked_at, actor_id, reason, key_id
         """
 
     static let revocationLogQuery = "SELECT \(revocationLogColumns) FROM revocations WHERE seq > ?1 ORDER BY seq LIMIT ?2"
@@ -44,7 +44,7 @@ extension SQLAuthStore {
                     seq: row.decode(column: "seq", as: Int64?.self), kind: row.decode(column: "kind", as: String?.self),
                     target: row.decode(column: "target", as: String?.self).flatMap { UUID(parsing: $0) }, value: row.decode(column: "value", as: Int64?.self),
                     revokedAt: row.decode(column: "revoked_at", as: Int64?.self), actorId: row.decode(column: "actor_id", as: String?.self),
-                    reason: row.decode(column: "reason", as: String?.self)
+                    reason: row.decode(column: "reason", as: String?.self), keyId: row.decode(column: "key_id", as: String?.self)
                 ).entry()
             }
     }
@@ -77,6 +77,8 @@ struct RevocationLogRow {
     let revokedAt: Int64?
     let actorId: String?
     let reason: String?
+    /// The `kid` of a `key` row.
+    let keyId: String?
 }
 
 extension RevocationLogRow {
@@ -91,7 +93,7 @@ extension RevocationLogRow {
         }
         self.init(
             seq: integer("seq"), kind: text("kind"), target: text("target").flatMap { UUID(parsing: $0) }, value: integer("value"), revokedAt: integer("revoked_at"),
-            actorId: text("actor_id"), reason: text("reason")
+            actorId: text("actor_id"), reason: text("reason"), keyId: text("key_id")
         )
     }
 
@@ -110,6 +112,7 @@ extension RevocationLogRow {
         case "session": kind = .session(id: try target(), until: Column.date(try present(self.value, "until_at")))
         case "subject": kind = .subject(userId: try target(), acceptedFromVersion: try present(self.value, "accepted_from_version"))
         case "global": kind = .global(epoch: try present(self.value, "epoch"))
+        case "key": kind = .key(kid: try present(self.keyId, "key_id"))
         case let other: throw CorruptRow(description: "unknown revocation kind \(other ?? "NULL")")
         }
         return RevocationEntry(

@@ -28,6 +28,12 @@ extension SQLAuthStore {
                 }
             case .global:
                 entries.append(try await Self.revokeEveryone(request: request, lock: lock, on: db))
+            case .token(let jti, let until):
+                entries.append(
+                    try await Self.appendEntry(
+                        .token(jti: jti, until: until), cause: request.cause, at: request.at, actorId: request.actorId, reason: request.reason, on: db
+                    )
+                )
             }
             var reissued: SessionGrant?
             if let reissue = request.reissue {
@@ -228,6 +234,7 @@ extension SQLAuthStore {
         var acceptedFrom: Int64?
         var epoch: Int64?
         var until: Int64?
+        var keyId: String?
         switch kind {
         case .token(let id, let expiry):
             jti = Column.id(id)
@@ -240,14 +247,17 @@ extension SQLAuthStore {
             acceptedFrom = version
         case .global(let value):
             epoch = value
+        case .key(let kid):
+            keyId = kid
         }
         guard
             let row = try await db.raw(
                 """
                 INSERT INTO revocations (kind, jti, session_id, user_id, accepted_from_version, epoch, until_at, revoked_at, actor_id, reason,
-                                         previous_value, undoes_seq, cause)
+                                         previous_value, undoes_seq, cause, key_id)
                 VALUES (\(bind: kind.name), \(bind: jti), \(bind: sessionId), \(bind: userId), \(bind: acceptedFrom), \(bind: epoch), \(bind: until),
-                        \(bind: Column.millis(at)), \(bind: actorId.map(Column.id)), \(bind: reason), \(bind: previousValue), \(bind: undoesSeq), \(bind: cause.rawValue))
+                        \(bind: Column.millis(at)), \(bind: actorId.map(Column.id)), \(bind: reason), \(bind: previousValue), \(bind: undoesSeq), \(bind: cause.rawValue),
+                        \(bind: keyId))
                 RETURNING seq
                 """
             ).first()

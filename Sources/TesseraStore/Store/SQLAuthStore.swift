@@ -69,3 +69,20 @@ public struct SQLAuthStore: AuthStore {
         }
     }
 }
+
+extension SQLAuthStore {
+    public func session(refreshTokenHash: String, now: Date) async throws -> SessionGrant? {
+        try await self.database.read { db in
+            guard
+                let row = try await db.raw(
+                    """
+                    SELECT s.*, u.email AS u_email, u.role AS u_role, u.is_active AS u_is_active, u.created_at AS u_created_at, u.id AS u_id
+                    FROM sessions s JOIN users u ON u.id = s.user_id
+                    WHERE s.refresh_token_hash = \(bind: refreshTokenHash) AND s.invalidated_at IS NULL AND s.expires_at > \(bind: Column.millis(now))
+                    """
+                ).first()
+            else { return nil }
+            return SessionGrant(session: try row.session(), user: try row.user(prefix: "u_"))
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Synchronization
+
+/// The keys an instance signs and verifies access tokens with: the one current key that signs, and every key whose
+/// tokens may still be presented. The verifier reads it for a token it has not seen before; the key manager replaces
+/// it when a key is published, becomes current, retires or is revoked.
+public final class KeyRing: Sendable {
+    public struct Contents: Sendable {
+        /// The one algorithm accepted (`JWT_ALGORITHM`): a token whose header names another is refused unread.
+        public var algorithm: SigningAlgorithm
+        /// The key that signs new tokens.
+        public var current: SigningKey
+        /// Every key that verifies (the current one included), few: the current, the next, and those retiring.
+        public var verifying: [SigningKey]
+
+        public init(current: SigningKey, verifying: [SigningKey] = []) {
+            self.algorithm = current.algorithm
+            self.current = current
+            self.verifying = [current] + verifying.filter { $0.kid != current.kid && $0.algorithm == current.algorithm }
+        }
+
+        /// The verifying key named `kid`.
+        public func key(kid: some StringProtocol) -> SigningKey? {
+            self.verifying.first { $0.kid == kid }
+        }
+    }
+
+    private let contents: Mutex<Contents>
+    private let reloader = Mutex<(@Sendable () async throws -> Void)?>(nil)
+
+    public init(_ contents: Contents) {
+        self.contents = Mutex(contents)
+    }
+
+    /// A ring of one key that signs and verifies.
+    public convenience init(key: SigningKey) {
+        self.init(Contents(current: key))
+    }
+
+    /// What the ring holds now.
+    public var snapshot: Contents {
+        self.contents.withLock { $0 }
+    }
+
+    /// Sets what ``reload()`` does: read the keys again from where they are kept.
+    public func setReloader(_ reload: @escaping @Sendable () async throws -> Void) {
+        self.reloader.withLock { $0 = reload }
+    }
+
+    /// Reads the keys again now (when the current key turns out to be revoked); nothing for a ring of fixed keys.
+    public func reload() async throws {
+        if let reload = self.reloader.withLock({ $0 }) { try await reload() }
+    }
+
+    /// Replaces what the ring holds. The algorithm never changes while the service runs.
+    public func replace(with contents: Contents) {
+        self.contents.withLock { current in
+            precondition(contents.algorithm == current.algorithm, "a key ring's algorithm is fixed")
+            current = contents
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import Crypto
+import Foundation
+import Logging
+import Synchronization
+import TesseraCore
+
+/// The registered clients (services that introspect, revoke or follow the feed), held in memory so that checking a
+/// client's credentials costs no I/O; read again with the keys, every few seconds, and at once on this instance
+/// after a change.
+public final class ClientRegistry: Sendable {
+    /// What a client may do.
+    public enum Permission: Sendable {
+        case introspect
+        case revoke
+        case feed
+    }
+
+    public let store: SQLAuthStore
+    private let clients = Mutex<[String: OAuthClient]>([:])
+    /// Compared against when the id is unknown, so that an unknown id costs what a wrong secret does.
+    private static let decoyHash = Array(SHA256.hash(data: Array("tessera decoy client secret".utf8)))
+
+    public init(store: SQLAuthStore) async throws {
+        self.store = store
+        try await self.reload()
+    }
+
+    /// Reads the clients again.
+    public func reload() async throws {
+        let live = try await self.store.clients().filter { $0.removedAt == nil }
+        self.clients.withLock { $0 = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }) }
+    }
+
+    /// The client these credentials name, if the secret is right (compared in constant time) and it is live.
+    public func authenticate(id: String, secret: String) -> OAuthClient? {
+        let client = self.clients.withLock { $0[id] }
+        let presented = SHA256.hash(data: Array(secret.utf8))
+        let expected = client.flatMap { Self.hexBytes($0.secretHash) } ?? Self.decoyHash
+        // swift-crypto's comparison of a digest with bytes is constant-time.
+        let matches = presented == expected
+        guard let client, matches else { return nil }
+        return client
+    }
+
+    /// A new client's id and secret (256 random bits), and the row to store: only the secret's hash is kept.
+    public static func newClient(name: String, permissions: Set<Permission>, now: Date) -> (client: OAuthClient, secret: String) {
+        let id = "tc_" + OpaqueToken.generate().prefix(22)
+        let secret = "tcs_" + OpaqueToken.generate()
+        let client = OAuthClient(
+            id: String(id), name: name, secretHash: Self.hash(secret), mayIntrospect: permissions.contains(.introspect),
+            mayRevoke: permissions.contains(.revoke), mayFeed: permissions.contains(.feed), createdAt: now
+        )
+        return (client, secret)
+    }
+
+    /// The stored form of a secret: SHA-256, hex.
+    public static func hash(_ secret: String) -> String {
+        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func hexBytes(_ hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(32)
+        for index in stride(from: 0, to: 64, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+}
