@@ -15,6 +15,8 @@ actor Fixtures {
     let now = Date()
     private var key: SigningKey?
     private var tokens: [String] = []
+    private var asymmetricKeys: [SigningAlgorithm: SigningKey] = [:]
+    private var asymmetricTokens: [SigningAlgorithm: [String]] = [:]
     private var indexes: [Int: RevocationIndex] = [:]
 
     private var services: [UInt8: AuthService] = [:]
@@ -42,6 +44,34 @@ actor Fixtures {
         let key = try await SigningKey(secret: String(repeating: "b", count: 48))
         self.key = key
         return key
+    }
+
+    /// A key pair of an asymmetric algorithm, made once.
+    func signingKey(_ algorithm: SigningAlgorithm) async throws -> SigningKey {
+        if algorithm == .hs256 { return try await self.signingKey() }
+        if let key = self.asymmetricKeys[algorithm] { return key }
+        let pair = SigningKey.generatePair(algorithm)!
+        let key = try await SigningKey.asymmetric(algorithm, publicKey: pair.publicKey, privateKey: pair.privateKey)
+        self.asymmetricKeys[algorithm] = key
+        return key
+    }
+
+    /// 4,096 distinct tokens of an algorithm, as the server issues them.
+    func distinctTokens(_ algorithm: SigningAlgorithm) async throws -> [String] {
+        if algorithm == .hs256 { return try await self.distinctTokens() }
+        if let tokens = self.asymmetricTokens[algorithm] { return tokens }
+        let signer = AccessTokenSigner(key: try await self.signingKey(algorithm), settings: self.settings)
+        var tokens: [String] = []
+        for _ in 0..<4096 {
+            let user = User(id: UUID(), email: "u@x.org", role: .user, isActive: true, createdAt: self.now)
+            let session = Session(
+                id: UUID(), userId: user.id, createdAt: self.now, lastSeenAt: self.now, expiresAt: self.now, ip: nil, userAgent: nil,
+                deviceName: nil, terminalId: nil, tokenVersion: 3, epoch: 1
+            )
+            tokens.append(try await signer.sign(user: user, session: session, now: self.now).token)
+        }
+        self.asymmetricTokens[algorithm] = tokens
+        return tokens
     }
 
     /// 4,096 distinct tokens as the server issues them.
@@ -141,6 +171,44 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             blackHole(try verifier.verify(tokens[next & 4095], now: now))
             next &+= 1
+        }
+    }
+
+    for algorithm in [SigningAlgorithm.edDSA, .es256] {
+        Benchmark("verify: token seen before (cache hit), \(algorithm.rawValue)") { benchmark in
+            let tokens = try await Fixtures.shared.distinctTokens(algorithm)
+            let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(algorithm), settings: TokenSettings())
+            let now = Date()
+            _ = try verifier.verify(tokens[0], now: now)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(try verifier.verify(tokens[0], now: now)) }
+        }
+
+        Benchmark("verify: new token (\(algorithm.rawValue) signature + claims parse)") { benchmark in
+            let tokens = try await Fixtures.shared.distinctTokens(algorithm)
+            let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(algorithm), settings: TokenSettings(), cacheCapacity: 0)
+            let now = Date()
+            var next = 0
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(try verifier.verify(tokens[next & 4095], now: now))
+                next &+= 1
+            }
+        }
+
+    }
+
+    for algorithm in SigningAlgorithm.allCases {
+        Benchmark("sign: access token, \(algorithm.rawValue)", configuration: .init(metrics: fast, timeUnits: .microseconds, maxDuration: .seconds(3))) { benchmark in
+            let signer = AccessTokenSigner(key: try await Fixtures.shared.signingKey(algorithm), settings: TokenSettings())
+            let now = Date()
+            let user = User(id: UUID(), email: "u@x.org", role: .user, isActive: true, createdAt: now)
+            let session = Session(
+                id: UUID(), userId: user.id, createdAt: now, lastSeenAt: now, expiresAt: now, ip: nil, userAgent: nil, deviceName: nil,
+                terminalId: nil, tokenVersion: 3, epoch: 1
+            )
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(try await signer.sign(user: user, session: session, now: now)) }
         }
     }
 

@@ -98,12 +98,12 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
     }
 }
 
-/// The timing rules of the key life cycle: a new key is published for twice the JWKS cache lifetime before it signs
-/// (one lifetime for caches, the rest for every instance to read the keys again and for clock skew).
+/// The timing rules of the key life cycle: a new key is published for at least twice the JWKS cache lifetime before
+/// it signs (one lifetime for caches, the rest for every instance to read the keys again and for clock skew).
 func keySchedule(_ configuration: Configuration) -> KeySchedule {
     KeySchedule(
-        publication: .seconds(600), tokenLifetime: configuration.tokens.accessTokenTTL + configuration.tokens.leeway, rotation: configuration.keyRotation,
-        jwksMaxAge: .seconds(300)
+        publication: configuration.keyPublication, tokenLifetime: configuration.tokens.accessTokenTTL + configuration.tokens.leeway,
+        rotation: configuration.keyRotation, jwksMaxAge: min(.seconds(300), configuration.keyPublication / 2)
     )
 }
 
@@ -193,7 +193,7 @@ func addPageRoutes(to router: Router<TesseraRequestContext>, services: TesseraSe
         .add(middleware: CSRFMiddleware(browser: browser))
     SignInPages(auth: auth, browser: browser, renderer: renderer, registrationOpen: registrationOpen).addRoutes(anonymous: anonymous, signedIn: signedIn)
     AccountPages(auth: auth, browser: browser, renderer: renderer).addRoutes(to: signedIn)
-    AdminPages(auth: auth, browser: browser, renderer: renderer).addRoutes(to: signedIn.group().add(middleware: AdminMiddleware()))
+    AdminPages(auth: auth, browser: browser, renderer: renderer, keys: services.keys, clients: services.clients).addRoutes(to: signedIn.group().add(middleware: AdminMiddleware()))
 }
 
 /// Builds the whole service: store, index and its follower, router and HTTP server, as one application whose
@@ -231,7 +231,10 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
     app.addServices(StoreCloser(services: services, logger: logger), services.follower)
     app.addServices(Housekeeping(store: services.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
-    app.addServices(KeyMaintenance(keys: services.keys, clients: services.clients, interval: .seconds(10), logger: logger))
+    // Every instance must read a new key well within its publication period: every 10 s, or more often when the
+    // period is short.
+    let keyInterval = min(.seconds(10), configuration.keyPublication / 4)
+    app.addServices(KeyMaintenance(keys: services.keys, clients: services.clients, interval: keyInterval, logger: logger))
     return app
 }
 

@@ -32,7 +32,7 @@ struct Keys: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Publish a new key now; it signs once the JWKS caches have seen it (10 minutes), and the old key verifies until its tokens expire."
+            abstract: "Publish a new key now; it signs once the JWKS caches have seen it (TESSERA_KEY_PUBLICATION, 10 minutes), and the old key verifies until its tokens expire."
         )
         @Flag(help: "Print JSON.") var json = false
         @OptionGroup var databaseOptions: DatabaseOptions
@@ -49,16 +49,16 @@ struct Keys: AsyncParsableCommand {
 
     struct Retire: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Take a key out of service: a waiting key is withdrawn; the current key hands over to the waiting one now."
+            abstract: "Take a key out of service: a waiting key is withdrawn; the current key hands over to the waiting one (once it has been published long enough)."
         )
         @Argument(help: "The key's kid.") var kid: String
         @OptionGroup var databaseOptions: DatabaseOptions
 
         func run() async throws {
-            try await self.databaseOptions.withServices { services in
+            let handover = try await self.databaseOptions.withServices { services in
                 try await keyChange { try await services.keys.retire(kid: self.kid, actorId: nil, origin: .commandLine) }
             }
-            print("retired key \(self.kid); tokens it signed verify until they expire")
+            print("retired key \(self.kid): it stops signing at \(Output.time(handover)); tokens it signed verify until they expire")
         }
     }
 

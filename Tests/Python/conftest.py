@@ -55,7 +55,8 @@ def tessera_environment(jwt_secret, database_url=None, extra_env=None):
     registration and the default issuer and audience whatever the caller's shell has set; DATABASE_URL when given."""
     env = dict(os.environ, JWT_SECRET=jwt_secret, BCRYPT_COST="4")
     for name in ("TESSERA_ENV", "DATABASE_URL", "TESSERA_REGISTRATION", "JWT_ISSUER", "JWT_AUDIENCE", "ACCESS_TOKEN_TTL",
-                 "TESSERA_TRUSTED_PROXIES"):
+                 "TESSERA_TRUSTED_PROXIES", "JWT_ALGORITHM", "JWT_PREVIOUS_SECRETS", "TESSERA_KEY_ENCRYPTION_KEY",
+                 "TESSERA_KEY_ROTATION", "TESSERA_KEY_PUBLICATION"):
         env.pop(name, None)
     if database_url is not None:
         env["DATABASE_URL"] = database_url

@@ -185,13 +185,13 @@ class Deployment:
     """A database of its own on the test cluster, the `tessera serve` instances started on it (one JWT_SECRET) and
     `tessera` commands beside them. close() stops the instances and drops the database."""
 
-    def __init__(self, jwt_secret, log_dir):
+    def __init__(self, jwt_secret, log_dir, extra_env=None):
         require_binary()
         self.jwt_secret = jwt_secret
         self.log_dir = log_dir
         self.name = f"tessera_it_{secrets.token_hex(6)}"
         self.url = database_url(self.name)
-        self.env = tessera_environment(jwt_secret, self.url)
+        self.env = tessera_environment(jwt_secret, self.url, extra_env)
         self.launches = []
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
@@ -645,3 +645,49 @@ def test_copy_from_sqlite_keeps_tokens_revocations_and_refresh_tokens(deployment
         again = deployment.cli("copy", "--from", sqlite_url, "--to", deployment.url, timeout=120)
         assert again.returncode != 0, f"a second copy into a database with accounts must be refused:\n{again.stdout}"
         assert again.stderr.strip(), "the refusal says why"
+
+
+def test_a_key_revoked_on_one_instance_is_refused_by_every_instance_within_a_second(jwt_secret, tmp_path):
+    """EdDSA keys in the shared database: both instances sign with the same key; after a rotation (a 2-second
+    publication period here), tokens of the old key keep working on both; `keys revoke` of the old key is enforced by both within a
+    second, and both sign with a key that is not revoked."""
+    if not PG_CTL:
+        pytest.skip("TESSERA_TEST_PG_CTL is unset")
+    ensure_cluster_running()
+    deployment = Deployment(jwt_secret, tmp_path, {"JWT_ALGORITHM": "EdDSA", "TESSERA_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(40),
+                                                   "TESSERA_KEY_PUBLICATION": "2s"})
+    try:
+        a, b = deployment.start(2)
+        a.register(email := new_email("keys"))
+        token = a.login(email)["accessToken"]
+        kid = jwt_claims_header(token)["kid"]
+        assert_accepted([a, b], token, "a token of the first key")
+        assert jwt_claims_header(b.login(email)["accessToken"])["kid"] == kid, "the instances sign with different keys"
+
+        rotated = deployment.cli("keys", "rotate", "--json")
+        assert rotated.returncode == 0, rotated.stderr
+        new_kid = json.loads(rotated.stdout)["key"]["kid"]
+
+        def rotated_everywhere():
+            listing = deployment.cli("keys", "list", "--json")
+            states = {key["kid"]: key["state"] for key in json.loads(listing.stdout)["keys"]}
+            return states.get(new_kid) == "current" and states.get(kid) == "retired"
+        wait_until(rotated_everywhere, 15, 0.25, "the rotation completes by the keys' times")
+        assert_accepted([a, b], token, "a token of the retired key")
+
+        started = time.monotonic()
+        revoked = deployment.cli("keys", "revoke", kid, "--yes", "--reason", "leaked")
+        assert revoked.returncode == 0, revoked.stderr
+        assert_refused_within([a, b], token, PROPAGATION_BOUND + (time.monotonic() - started), "a token of the revoked key", since=started)
+        for instance in (a, b):
+            fresh = instance.login(email)["accessToken"]
+            assert jwt_claims_header(fresh)["kid"] != kid
+            assert_accepted([a, b], fresh, f"a fresh token from {instance}")
+    finally:
+        print(deployment.logs())
+        deployment.close()
+
+
+def jwt_claims_header(token):
+    header = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))

@@ -64,14 +64,52 @@ import TesseraCore
         }
     }
 
-    @Test(arguments: TestBackend.all) func retiringTheOnlySigningKeyIsRefusedAndAWaitingKeyTakesOverAtOnce(_ backend: TestBackend) async throws {
+    /// `TESSERA_KEY_ROTATION`: a new key is published a publication period before the current one has served its
+    /// turn, and takes over on time, with no one telling any instance.
+    @Test func aScheduleRotatesByItself() async throws {
+        let clock = ManualWallClock(Date())
+        try await TestDatabase.with { database in
+            try await database.withProcess(clock: clock, keys: try Self.source()) { process in
+                let keys = try await KeyManager(
+                    store: process.store, index: process.auth.index,
+                    schedule: KeySchedule(publication: .seconds(600), tokenLifetime: .seconds(930), rotation: .seconds(86_400)),
+                    source: try Self.source(), clock: clock, logger: TestDatabase.logger
+                )
+                let first = keys.ring.snapshot.current.kid
+                try await keys.maintain()
+                #expect(try await keys.list().map(\.state) == [.current])
+                clock.advance(by: .seconds(86_400 - 600))
+                try await keys.maintain()
+                #expect(try await keys.list().map(\.state) == [.current, .published])
+                clock.advance(by: .seconds(601))
+                try await keys.maintain()
+                #expect(keys.ring.snapshot.current.kid != first)
+                #expect(try await keys.list().map(\.state) == [.retired, .current])
+                let audit = try await process.store.auditEvents(AuditQuery(event: .keyCreated, limit: 10))
+                #expect(audit.first?.details["reason"] == "scheduled")
+            }
+        }
+    }
+
+    /// Retiring the current key hands over to the waiting one, but never before that one has been published for the
+    /// whole period (a verifier caching the JWKS must hold it first); the ring switches on time by itself.
+    @Test(arguments: TestBackend.all) func retiringTheOnlySigningKeyIsRefusedAndAWaitingKeyTakesOverOnceFullyPublished(_ backend: TestBackend) async throws {
+        let clock = ManualWallClock(Date())
         try await TestDatabase.with(backend) { database in
-            try await database.withProcess(keys: try Self.source()) { process in
+            try await database.withProcess(clock: clock, keys: try Self.source()) { process in
                 let current = process.keys.ring.snapshot.current.kid
                 await #expect(throws: KeyChangeError.noSuccessor(kid: current)) { try await process.keys.retire(kid: current, actorId: nil) }
                 let waiting = try await process.keys.rotate(actorId: nil)
-                try await process.keys.retire(kid: current, actorId: nil)
-                #expect(process.keys.ring.snapshot.current.kid == waiting.key.kid)
+                clock.advance(by: .seconds(100))
+                let handover = try await process.keys.retire(kid: current, actorId: nil)
+                #expect(handover == waiting.key.createdAt.addingTimeInterval(600))
+                #expect(try await process.keys.list().map(\.state) == [.current, .published])
+                #expect(process.keys.ring.snapshot.signingKey(at: clock.now()).kid == current)
+                clock.advance(by: .seconds(501))
+                // Without reading the keys again: the ring knows which key comes next and when.
+                #expect(process.keys.ring.snapshot.signingKey(at: clock.now()).kid == waiting.key.kid)
+                let pair = try await process.signUpAndIn()
+                #expect(try process.auth.authenticate(accessToken: pair.accessToken).keyId == waiting.key.kid)
                 #expect(try await process.keys.list().map(\.state) == [.retired, .current])
                 await #expect(throws: KeyChangeError.unknownKey("nope")) { try await process.keys.retire(kid: "nope", actorId: nil) }
                 let audit = try await process.store.auditEvents(AuditQuery(event: .keyRetired, limit: 10))
@@ -120,8 +158,18 @@ import TesseraCore
                 #expect(process.keys.ring.snapshot.current.kid == kid)
                 _ = try await process.signUpAndIn()
             }
-            await #expect(throws: KeyEncryptionError.self) {
-                try await database.withProcess(keys: try Self.source(.edDSA, [Self.kekA])) { _ in }
+            // An instance with neither key-encryption key still verifies tokens but cannot sign: sign-in is 503, not a
+            // token signed with something else; a rotation and retirement (sealed under its own key) mends it.
+            let clock = ManualWallClock(Date())
+            try await database.withProcess(clock: clock, keys: try Self.source(.edDSA, [Self.kekA])) { process in
+                #expect(!process.keys.ring.snapshot.current.canSign)
+                await #expect(throws: StoreUnavailable.self) { _ = try await process.signUpAndIn("cy@example.org") }
+                _ = try await process.keys.rotate(actorId: nil)
+                try await process.keys.retire(kid: kid, actorId: nil)
+                clock.advance(by: .seconds(601))
+                try await process.keys.maintain()
+                #expect(process.keys.ring.snapshot.current.canSign)
+                _ = try await process.signUpAndIn("cy@example.org")
             }
         }
     }

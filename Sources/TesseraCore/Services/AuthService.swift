@@ -179,9 +179,13 @@ public struct AuthService: Sendable {
     func issuePair(for grant: SessionGrant, refreshToken: String, now: Date) async throws -> TokenPair {
         // A key revoked on another instance is refused here the moment its row arrives; this instance's ring may not
         // have heard yet that a new key replaced it. Never sign a token that would be refused on arrival.
-        if self.index.isKeyRevoked(self.keys.snapshot.current.kid) {
-            try await self.keys.reload()
-            guard !self.index.isKeyRevoked(self.keys.snapshot.current.kid) else {
+        if self.index.isKeyRevoked(self.keys.snapshot.signingKey(at: now).kid) {
+            do {
+                try await self.keys.reload()
+            } catch {
+                throw StoreUnavailable("the signing keys could not be read again: \(error)")
+            }
+            guard !self.index.isKeyRevoked(self.keys.snapshot.signingKey(at: now).kid) else {
                 throw StoreUnavailable("the current signing key was revoked and no new key is available yet")
             }
         }

@@ -33,7 +33,7 @@ public struct AccessTokenSigner: Sendable {
         )
         var header = JWTHeader()
         header.typ = AccessTokenVerifier.tokenType
-        let key = self.keys.snapshot.current
+        let key = self.keys.snapshot.signingKey(at: now)
         guard let signer = key.signer else { throw StoreUnavailable("the current signing key's private half is not available here") }
         let token = try await signer.sign(claims, kid: JWKIdentifier(string: key.kid), header: header)
         return (token, claims)

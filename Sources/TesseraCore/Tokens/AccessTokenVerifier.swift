@@ -73,7 +73,11 @@ public struct AccessTokenVerifier: Sendable {
             key = known
         } else {
             let kid = try Self.checkHeader(header, algorithm: ring.algorithm)
-            guard let named = ring.key(kid: kid) else { throw .invalidToken(reason: "unknown key") }
+            guard let named = ring.key(kid: kid) else {
+                // Perhaps a key another instance began signing with a moment ago: read the keys again soon.
+                self.keys.reloadSoon()
+                throw .invalidToken(reason: "unknown key")
+            }
             key = named
         }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// The keys an instance signs and verifies access tokens with: the one current key that signs, and every key whose
@@ -11,11 +12,26 @@ public final class KeyRing: Sendable {
         public var current: SigningKey
         /// Every key that verifies (the current one included), few: the current, the next, and those retiring.
         public var verifying: [SigningKey]
+        /// The key that takes over at `upcomingFrom`: every instance switches at that moment by its own clock,
+        /// without waiting to read the keys again.
+        public var upcoming: SigningKey?
+        public var upcomingFrom: Date?
 
-        public init(current: SigningKey, verifying: [SigningKey] = []) {
+        public init(current: SigningKey, verifying: [SigningKey] = [], upcoming: SigningKey? = nil, from: Date? = nil) {
             self.algorithm = current.algorithm
             self.current = current
             self.verifying = [current] + verifying.filter { $0.kid != current.kid && $0.algorithm == current.algorithm }
+            if let upcoming, let from, upcoming.algorithm == current.algorithm {
+                self.upcoming = upcoming
+                self.upcomingFrom = from
+                if !self.verifying.contains(where: { $0.kid == upcoming.kid }) { self.verifying.append(upcoming) }
+            }
+        }
+
+        /// The key that signs at `now`: the current one, or the upcoming one once its time has come.
+        public func signingKey(at now: Date) -> SigningKey {
+            if let upcoming, let from = self.upcomingFrom, now >= from, upcoming.canSign { return upcoming }
+            return self.current
         }
 
         /// The verifying key named `kid`.
@@ -26,6 +42,8 @@ public final class KeyRing: Sendable {
 
     private let contents: Mutex<Contents>
     private let reloader = Mutex<(@Sendable () async throws -> Void)?>(nil)
+    /// When ``reloadSoon()`` last started a reload.
+    private let lastEagerReload = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(_ contents: Contents) {
         self.contents = Mutex(contents)
@@ -49,6 +67,19 @@ public final class KeyRing: Sendable {
     /// Reads the keys again now (when the current key turns out to be revoked); nothing for a ring of fixed keys.
     public func reload() async throws {
         if let reload = self.reloader.withLock({ $0 }) { try await reload() }
+    }
+
+    /// Starts a reload in the background, at most once a second: for a token naming a `kid` the ring does not hold
+    /// (a key another instance has just started signing with), so that the next such token finds it.
+    public func reloadSoon() {
+        let now = ContinuousClock.now
+        let due = self.lastEagerReload.withLock { last -> Bool in
+            if let last, last.duration(to: now) < .seconds(1) { return false }
+            last = now
+            return true
+        }
+        guard due, self.reloader.withLock({ $0 }) != nil else { return }
+        Task { try? await self.reload() }
     }
 
     /// Replaces what the ring holds. The algorithm never changes while the service runs.

@@ -26,6 +26,9 @@ public struct Configuration: Sendable {
     public var keyEncryptionKeys: [String] = []
     /// How often a new signing key is rotated in (`TESSERA_KEY_ROTATION`); nil only when told.
     public var keyRotation: Duration?
+    /// How long a new key is published before it signs (`TESSERA_KEY_PUBLICATION`, default 10 minutes); the JWKS
+    /// `max-age` is half of it (at most 5 minutes), so that every cache holds a key before it signs.
+    public var keyPublication: Duration = .seconds(600)
     public var tokens: TokenSettings
     public var apiTokenExpiryDays: Int
     /// Audit rows older than this many days are deleted in the background; nil keeps them forever.
@@ -68,7 +71,7 @@ public struct Configuration: Sendable {
     }
 
     /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `DATABASE_POOL_SIZE`, `JWT_SECRET`, `JWT_ALGORITHM`, `JWT_PREVIOUS_SECRETS`,
-    /// `TESSERA_KEY_ENCRYPTION_KEY`, `TESSERA_KEY_ROTATION`, `JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// `TESSERA_KEY_ENCRYPTION_KEY`, `TESSERA_KEY_ROTATION`, `TESSERA_KEY_PUBLICATION`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `TESSERA_REQUEST_TIMEOUT`, `BCRYPT_COST`,
     /// `LOG_LEVEL`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
@@ -105,6 +108,9 @@ public struct Configuration: Sendable {
         configuration.jwtPreviousSecrets = Self.list(environment["JWT_PREVIOUS_SECRETS"])
         configuration.keyEncryptionKeys = Self.list(environment["TESSERA_KEY_ENCRYPTION_KEY"])
         if let rotation = value("TESSERA_KEY_ROTATION") { configuration.keyRotation = try parseDuration(rotation, name: "TESSERA_KEY_ROTATION") }
+        if let publication = value("TESSERA_KEY_PUBLICATION") {
+            configuration.keyPublication = try parseDuration(publication, name: "TESSERA_KEY_PUBLICATION")
+        }
         if let issuer = value("JWT_ISSUER") { configuration.tokens.issuer = issuer }
         if let audience = value("JWT_AUDIENCE") { configuration.tokens.audience = audience }
         if let ttl = value("ACCESS_TOKEN_TTL") { configuration.tokens.accessTokenTTL = try parseDuration(ttl, name: "ACCESS_TOKEN_TTL") }
@@ -164,6 +170,9 @@ public struct Configuration: Sendable {
             throw ConfigurationError(
                 "each of TESSERA_KEY_ENCRYPTION_KEY must be at least \(KeyEncryption.minimumSecretLength) bytes; one has \(secret.utf8.count)"
             )
+        }
+        if self.keyPublication < .seconds(2) || self.keyPublication > .seconds(86_400) {
+            throw ConfigurationError("TESSERA_KEY_PUBLICATION must be from 2 seconds to 1 day")
         }
         if let rotation = self.keyRotation, rotation < .seconds(86_400) {
             throw ConfigurationError("TESSERA_KEY_ROTATION must be at least 1d: a key is published for 10 minutes before it signs, and verifies its tokens for their lifetime after")

@@ -38,7 +38,8 @@ struct OAuthController {
     }
 
     @Sendable func metadata(request: Request, context: Context) async throws -> Response {
-        let base = self.baseURL(for: request)
+        let (base, fromIssuer) = self.baseURL(for: request)
+        // No token endpoint is listed: sign-in is Tessera's own JSON API, not an OAuth grant.
         let metadata: [String: Any] = [
             "issuer": self.issuer,
             "jwks_uri": base + "/.well-known/jwks.json",
@@ -46,25 +47,21 @@ struct OAuthController {
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint": base + "/oauth/introspect",
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "grant_types_supported": ["password", "refresh_token"],
             "response_types_supported": [String](),
-            "scopes_supported": [String](),
         ]
         let body = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys, .withoutEscapingSlashes])
-        return Response(
-            status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"], body: .init(byteBuffer: ByteBuffer(bytes: body))
-        )
+        // Built from the request's Host, the answer must not be cached for anyone else.
+        let caching = fromIssuer ? "public, max-age=300" : "no-store"
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: caching], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    /// Where the endpoints are: the issuer when it is a URL (as RFC 8414 asks of a public deployment), else the
-    /// address this request was sent to.
-    func baseURL(for request: Request) -> String {
+    /// Where the endpoints are: under the issuer when it is an http(s) URL (as RFC 8414 asks of a public deployment:
+    /// set `JWT_ISSUER=https://auth.example.com`), else under the address this request was sent to.
+    func baseURL(for request: Request) -> (String, fromIssuer: Bool) {
         if let url = URL(string: self.issuer), let scheme = url.scheme, scheme == "https" || scheme == "http", url.host != nil {
-            return self.issuer.hasSuffix("/") ? String(self.issuer.dropLast()) : self.issuer
+            return (self.issuer.hasSuffix("/") ? String(self.issuer.dropLast()) : self.issuer, true)
         }
-        let host = request.head.authority ?? "localhost"
-        return "http://" + host
+        return ("http://" + (request.head.authority ?? "localhost"), false)
     }
 
     // MARK: RFC 7009
@@ -74,13 +71,16 @@ struct OAuthController {
         let form = try await Self.form(&request, context: context)
         var clientId: String?
         if let credentials = try Self.clientCredentials(request, form: form) {
-            guard let client = self.clients.authenticate(id: credentials.id, secret: credentials.secret) else { throw OAuthError.invalidClient }
+            guard let client = try await self.clients.authenticate(id: credentials.id, secret: credentials.secret) else { throw OAuthError.invalidClient }
             guard client.mayRevoke else { throw OAuthError.unauthorizedClient("This client may not revoke tokens.") }
             clientId = client.id
         }
         let token = try Self.token(form)
         try Self.checkHint(form["token_type_hint"])
-        try await self.auth.revoke(token: token, clientId: clientId, origin: request.origin(context: context))
+        // RFC 7009 §2.2: a token that cannot be ours is "revoked" already.
+        if token.utf8.count <= BearerToken.maximumTokenLength {
+            try await self.auth.revoke(token: token, clientId: clientId, origin: request.origin(context: context))
+        }
         return Response(status: .ok, headers: [.cacheControl: "no-store", .contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{}")))
     }
 
@@ -90,12 +90,12 @@ struct OAuthController {
         var request = request
         let form = try await Self.form(&request, context: context)
         guard let credentials = try Self.clientCredentials(request, form: form) else { throw OAuthError.invalidClient }
-        guard let client = self.clients.authenticate(id: credentials.id, secret: credentials.secret) else { throw OAuthError.invalidClient }
+        guard let client = try await self.clients.authenticate(id: credentials.id, secret: credentials.secret) else { throw OAuthError.invalidClient }
         guard client.mayIntrospect else { throw OAuthError.unauthorizedClient("This client may not introspect tokens.") }
+        // RFC 7662 §2.1: the hint is only a hint; every kind of token is looked for whatever it says.
         let token = try Self.token(form)
-        try Self.checkHint(form["token_type_hint"])
         var body: [String: Any] = ["active": false]
-        if let active = try await self.auth.introspect(token: token) {
+        if token.utf8.count <= BearerToken.maximumTokenLength, let active = try await self.auth.introspect(token: token) {
             body = [
                 "active": true,
                 "iss": self.auth.settings.issuer,
@@ -106,7 +106,6 @@ struct OAuthController {
                 "role": active.role.rawValue,
                 "iat": Int64(active.issuedAt.timeIntervalSince1970),
                 "exp": Int64(active.expiresAt.timeIntervalSince1970),
-                "client_id": client.id,
             ]
             switch active.kind {
             case .accessToken:
@@ -128,12 +127,16 @@ struct OAuthController {
             throw OAuthError.invalidRequest("Send the parameters form-encoded (application/x-www-form-urlencoded), as RFC 6749 asks.")
         }
         let buffer = try await request.collectBody(upTo: context.maxUploadSize)
-        return FormFields(String(buffer: buffer))
+        let form = FormFields(String(buffer: buffer))
+        // RFC 6749 §3.1: a parameter sent twice is an invalid request, not one to pick from.
+        if let name = form.repeated.sorted().first {
+            throw OAuthError.invalidRequest("The parameter \(name.prefix(40)) is sent more than once.")
+        }
+        return form
     }
 
     static func token(_ form: FormFields) throws -> String {
         guard let token = form["token"], !token.isEmpty else { throw OAuthError.invalidRequest("The token parameter is required.") }
-        guard token.utf8.count <= BearerToken.maximumTokenLength else { throw OAuthError.invalidRequest("The token is too long.") }
         return token
     }
 
@@ -177,7 +180,7 @@ struct OAuthError: Error, HTTPResponseError, Sendable {
     )
     static func invalidRequest(_ description: String) -> OAuthError { OAuthError(status: .badRequest, error: "invalid_request", description: description) }
     static func unauthorizedClient(_ description: String) -> OAuthError {
-        OAuthError(status: .forbidden, error: "unauthorized_client", description: description)
+        OAuthError(status: .badRequest, error: "unauthorized_client", description: description)
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {

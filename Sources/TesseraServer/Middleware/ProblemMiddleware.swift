@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import TesseraCore
+import TesseraStore
 
 /// Turns every error into `application/problem+json` with a stable `code`, and logs it without secrets:
 /// token failures at `.debug` with their reason, server faults at `.error` with the error's type only.
@@ -33,6 +34,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return ProblemError(.contentTooLarge, code: "payload_too_large", detail: "The body is larger than 64 KiB.")
         case let unavailable as StoreUnavailable:
             logger.warning("database unavailable", metadata: ["reason": "\(unavailable.reason)", "path": "\(request.uri.path)"])
+            return ProblemError.databaseUnavailable
+        case let keys as KeyEncryptionError:
+            logger.error("signing keys unavailable", metadata: ["reason": "\(keys.description)", "path": "\(request.uri.path)"])
             return ProblemError.databaseUnavailable
         case is DecodingError:
             return ProblemError(.badRequest, code: "invalid_body", detail: "The body is not the JSON this route expects.")

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TesseraCore
+import TesseraStore
 
 /// `/admin`: accounts with search, deactivate / activate, revoke, un-revoke and password reset; revoke-all and its
 /// undo; the audit log with filters and paging. Behind ``PageSessionMiddleware``, ``AdminMiddleware`` and ``CSRFMiddleware``.
@@ -9,6 +10,8 @@ struct AdminPages {
     let auth: AuthService
     let browser: BrowserSession
     let renderer: PageRenderer
+    let keys: KeyManager
+    let clients: ClientRegistry
 
     struct AdminPage: Sendable {
         let title = "Administration"
@@ -24,6 +27,23 @@ struct AdminPages {
         let auditError: String?
         let audit: [AuditRow]
         let nextAuditLink: String?
+        let algorithm: String
+        let keys: [KeyRow]
+        let clients: [ClientRow]
+    }
+
+    struct KeyRow: Sendable {
+        let kid: String
+        let state: String
+        let activeFrom: String
+        let verifiesUntil: String
+    }
+
+    struct ClientRow: Sendable {
+        let id: String
+        let name: String
+        let permissions: String
+        let created: String
     }
 
     struct UserRow: Sendable {
@@ -134,6 +154,17 @@ struct AdminPages {
         let undoable = try await self.auth.undoableCuts(userIds: users.users.map(\.id))
         let people = Set(events.flatMap { [$0.actorId, $0.subjectId].compactMap { $0 } + $0.subjectIds })
         let emails = try await self.auth.emails(of: Array(people))
+        let keys = try await self.keys.list().filter { $0.state != .expired }.reversed().map { status in
+            KeyRow(
+                kid: status.key.kid, state: status.state.rawValue,
+                activeFrom: status.key.algorithm == .hs256 ? "—" : PageFormat.time(status.key.activeFrom),
+                verifiesUntil: status.verifiesUntil.map { PageFormat.time($0) } ?? "—"
+            )
+        }
+        let clients = try await self.clients.store.clients().filter { $0.removedAt == nil }.map { client in
+            let may = [client.mayIntrospect ? "introspect" : nil, client.mayRevoke ? "revoke" : nil, client.mayFeed ? "feed" : nil]
+            return ClientRow(id: client.id, name: client.name, permissions: may.compactMap { $0 }.joined(separator: ", "), created: PageFormat.time(client.createdAt))
+        }
         let page = AdminPage(
             header: try PageHeader(user: me, context: context, onAdmin: true),
             notice: PageFormat.notice(query["notice"].map(String.init)),
@@ -152,7 +183,10 @@ struct AdminPages {
             audit: events.map { AuditRow($0, emails: emails) },
             nextAuditLink: nextAuditCursor.map {
                 Self.link(["q": search, "auditUser": filter.user, "event": filter.event, "since": filter.since, "until": filter.until, "auditCursor": $0])
-            }
+            },
+            algorithm: self.keys.algorithm.rawValue,
+            keys: keys,
+            clients: clients
         )
         return self.renderer.render("admin", page)
     }

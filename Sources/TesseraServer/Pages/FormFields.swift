@@ -5,11 +5,18 @@ import Hummingbird
 struct FormFields: Sendable {
     private(set) var values: [String: String] = [:]
 
+    /// Names sent more than once (the first occurrence is the one kept).
+    private(set) var repeated: Set<String> = []
+
     /// Parses a body; the first occurrence of a name wins.
     init(_ body: String) {
         for pair in body.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.decode(parts[0]), !name.isEmpty, self.values[name] == nil else { continue }
+            guard let name = Self.decode(parts[0]), !name.isEmpty else { continue }
+            guard self.values[name] == nil else {
+                self.repeated.insert(name)
+                continue
+            }
             self.values[name] = parts.count > 1 ? (Self.decode(parts[1]) ?? "") : ""
         }
     }

@@ -5,8 +5,9 @@ import Synchronization
 import TesseraCore
 
 /// The registered clients (services that introspect, revoke or follow the feed), held in memory so that checking a
-/// client's credentials costs no I/O; read again with the keys, every few seconds, and at once on this instance
-/// after a change.
+/// client's credentials costs no I/O; read again every 10 seconds, and at once when an id it does not know is
+/// presented (at most once a second, so that a flood of made-up ids costs one read a second, not one per request):
+/// a client added by the CLI works at once, a removed one stops within 10 seconds.
 public final class ClientRegistry: Sendable {
     /// What a client may do.
     public enum Permission: Sendable {
@@ -17,6 +18,9 @@ public final class ClientRegistry: Sendable {
 
     public let store: SQLAuthStore
     private let clients = Mutex<[String: OAuthClient]>([:])
+    /// When the clients were last read because of an unknown id.
+    private let lastMissReload = Mutex<ContinuousClock.Instant?>(nil)
+    static let missReloadInterval: Duration = .seconds(1)
     /// Compared against when the id is unknown, so that an unknown id costs what a wrong secret does.
     private static let decoyHash = Array(SHA256.hash(data: Array("tessera decoy client secret".utf8)))
 
@@ -32,14 +36,28 @@ public final class ClientRegistry: Sendable {
     }
 
     /// The client these credentials name, if the secret is right (compared in constant time) and it is live.
-    public func authenticate(id: String, secret: String) -> OAuthClient? {
-        let client = self.clients.withLock { $0[id] }
+    /// Throws ``StoreUnavailable`` when an unknown id sent it to the database and the database did not answer.
+    public func authenticate(id: String, secret: String) async throws -> OAuthClient? {
+        var client = self.clients.withLock { $0[id] }
+        if client == nil, self.mayReloadForMiss() {
+            try await self.reload()
+            client = self.clients.withLock { $0[id] }
+        }
         let presented = SHA256.hash(data: Array(secret.utf8))
         let expected = client.flatMap { Self.hexBytes($0.secretHash) } ?? Self.decoyHash
         // swift-crypto's comparison of a digest with bytes is constant-time.
         let matches = presented == expected
         guard let client, matches else { return nil }
         return client
+    }
+
+    private func mayReloadForMiss() -> Bool {
+        let now = ContinuousClock.now
+        return self.lastMissReload.withLock { last in
+            if let last, last.duration(to: now) < Self.missReloadInterval { return false }
+            last = now
+            return true
+        }
     }
 
     /// A new client's id and secret (256 random bits), and the row to store: only the secret's hash is kept.

@@ -61,10 +61,19 @@ public final class KeyManager: Sendable {
     /// Reads the keys again and installs what they say now.
     public func reload() async throws {
         guard case .database(let algorithm, let encryption) = self.source else { return }
-        let (contents, statuses) = try await Self.load(
-            store: self.store, algorithm: algorithm, encryption: encryption, schedule: self.schedule, now: self.clock.now(), logger: self.logger,
-            createIfNone: true
-        )
+        let loaded: (KeyRing.Contents, [KeyStatus])
+        do {
+            loaded = try await Self.load(
+                store: self.store, algorithm: algorithm, encryption: encryption, schedule: self.schedule, now: self.clock.now(), logger: self.logger,
+                createIfNone: true
+            )
+        } catch let unavailable as StoreUnavailable {
+            throw unavailable
+        } catch {
+            // Whatever went wrong reading them, a request waiting on the keys gets 503, never a 500.
+            throw StoreUnavailable("the signing keys could not be read: \(error)")
+        }
+        let (contents, statuses) = loaded
         self.ring.replace(with: contents)
         self.statuses.withLock { $0 = statuses }
     }
@@ -106,7 +115,7 @@ public final class KeyManager: Sendable {
             let audit = AuditRecord(
                 at: now, event: .keyCreated, details: ["kid": created.kid, "algorithm": algorithm.rawValue, "reason": "no key signs", "activeFrom": iso(now)]
             )
-            if try await store.addSigningKey(created, onlyIfNoneUsable: true, audit: audit) {
+            if try await store.addSigningKey(created, condition: .onlyIfNoneUsable, audit: audit) {
                 logger.notice("signing key created", metadata: ["kid": "\(created.kid)", "algorithm": "\(algorithm.rawValue)"])
             }
             statuses = schedule.statuses(of: try await store.signingKeys(algorithm: algorithm), now: now)
@@ -116,6 +125,9 @@ public final class KeyManager: Sendable {
         }
         var verifying: [SigningKey] = []
         var currentKey: SigningKey?
+        // The next key to sign: the ring switches to it on time by itself.
+        let next = statuses.filter { $0.state == .published }.min { $0.key.activeFrom < $1.key.activeFrom }
+        var nextKey: SigningKey?
         for status in statuses where status.state.verifies {
             let stored = status.key
             // The private half is opened for the keys that sign now or will next; retired keys only verify.
@@ -137,14 +149,19 @@ public final class KeyManager: Sendable {
             let key = try await SigningKey.asymmetric(algorithm, publicKey: stored.publicKey, privateKey: privateKey)
             guard key.kid == stored.kid else { throw KeyEncryptionError("signing key \(stored.kid) does not match its public key") }
             if stored.kid == current.key.kid { currentKey = key }
+            if stored.kid == next?.key.kid { nextKey = key }
             verifying.append(key)
         }
-        guard let currentKey, currentKey.canSign else {
-            throw KeyEncryptionError(
-                "the current signing key \(current.key.kid) cannot be opened: it was sealed with \(current.key.sealedWith ?? "nothing"), which is not among TESSERA_KEY_ENCRYPTION_KEY"
+        guard let currentKey else { throw KeyEncryptionError("the current signing key \(current.key.kid) could not be read") }
+        if !currentKey.canSign {
+            // Tokens already issued still verify; sign-ins answer 503 until the operator gives the key-encryption key
+            // back, or rotates and retires (or revokes) the key that cannot be opened; the commands still run.
+            logger.critical(
+                "the current signing key cannot be opened with TESSERA_KEY_ENCRYPTION_KEY: nothing can be signed; give back the key-encryption key it was sealed with, or run `tessera keys rotate` then `tessera keys retire KID`",
+                metadata: ["kid": "\(current.key.kid)", "sealedWith": "\(current.key.sealedWith ?? "-")"]
             )
         }
-        return (KeyRing.Contents(current: currentKey, verifying: verifying), statuses)
+        return (KeyRing.Contents(current: currentKey, verifying: verifying, upcoming: nextKey, from: next?.key.activeFrom), statuses)
     }
 
     static func newKey(_ algorithm: SigningAlgorithm, encryption: KeyEncryption, now: Date, activeFrom: Date) throws -> StoredSigningKey {
@@ -174,45 +191,53 @@ public final class KeyManager: Sendable {
     public func rotate(actorId: UUID?, origin: RequestOrigin = RequestOrigin(), reason: String = "rotate") async throws -> KeyStatus {
         guard case .database(let algorithm, let encryption) = self.source else { throw KeyChangeError.configuredSecrets }
         let now = self.clock.now()
-        let statuses = self.schedule.statuses(of: try await self.store.signingKeys(algorithm: algorithm), now: now)
-        if let waiting = statuses.first(where: { $0.state == .published }) {
-            throw KeyChangeError.alreadyWaiting(kid: waiting.key.kid, activeFrom: waiting.key.activeFrom)
-        }
         let activeFrom = now.addingTimeInterval(self.schedule.publication.timeInterval)
         let created = try Self.newKey(algorithm, encryption: encryption, now: now, activeFrom: activeFrom)
         let audit = AuditRecord(
             at: now, event: .keyCreated, actorId: actorId, origin: origin,
             details: ["kid": created.kid, "algorithm": algorithm.rawValue, "reason": reason, "activeFrom": iso(activeFrom)]
         )
-        try await self.store.addSigningKey(created, audit: audit)
+        guard try await self.store.addSigningKey(created, condition: .onlyIfNoneWaiting(now: now), audit: audit) else {
+            let statuses = self.schedule.statuses(of: try await self.store.signingKeys(algorithm: algorithm), now: now)
+            let waiting = statuses.first { $0.state == .published }
+            throw KeyChangeError.alreadyWaiting(kid: waiting?.key.kid ?? "?", activeFrom: waiting?.key.activeFrom ?? now)
+        }
         try await self.reload()
         self.logger.notice("signing key published", metadata: ["kid": "\(created.kid)", "activeFrom": "\(iso(activeFrom))"])
         return self.schedule.statuses(of: try await self.store.signingKeys(algorithm: algorithm), now: now).first { $0.key.kid == created.kid }
             ?? KeyStatus(key: created, state: .published, signsUntil: nil, verifiesUntil: nil)
     }
 
-    /// Takes a key out of service: a waiting key is withdrawn; the current key hands over to the waiting one at once
-    /// (refused when none is waiting: rotate first). A retired key's tokens still verify until they expire.
-    public func retire(kid: String, actorId: UUID?, origin: RequestOrigin = RequestOrigin()) async throws {
+    /// Takes a key out of service: a waiting key is withdrawn; the current key hands over to the waiting one now, or
+    /// once that one has been published for the whole publication period if it has not yet (refused when none is
+    /// waiting: rotate first). A retired key's tokens still verify until they expire. Returns when the handover is.
+    @discardableResult
+    public func retire(kid: String, actorId: UUID?, origin: RequestOrigin = RequestOrigin()) async throws -> Date {
         guard case .database(let algorithm, _) = self.source else { throw KeyChangeError.configuredSecrets }
         let now = self.clock.now()
         let statuses = self.schedule.statuses(of: try await self.store.signingKeys(algorithm: algorithm), now: now)
         guard let status = statuses.first(where: { $0.key.kid == kid }) else { throw KeyChangeError.unknownKey(kid) }
         var successor: String?
+        var handover = now
         switch status.state {
         case .published:
             break
         case .current:
-            guard let waiting = statuses.first(where: { $0.state == .published }) else { throw KeyChangeError.noSuccessor(kid: kid) }
+            guard let waiting = statuses.filter({ $0.state == .published }).min(by: { $0.key.activeFrom < $1.key.activeFrom }) else {
+                throw KeyChangeError.noSuccessor(kid: kid)
+            }
             successor = waiting.key.kid
+            // Not before the successor has been published for the whole period: every JWKS cache must hold it.
+            handover = max(now, waiting.key.createdAt.addingTimeInterval(self.schedule.publication.timeInterval))
         case .retired, .expired, .revoked:
             throw KeyChangeError.notInService(kid: kid, state: status.state)
         }
-        var details = ["kid": kid, "state": status.state.rawValue]
+        var details = ["kid": kid, "state": status.state.rawValue, "at": iso(handover)]
         if let successor { details["successor"] = successor }
         let audit = AuditRecord(at: now, event: .keyRetired, actorId: actorId, origin: origin, details: details)
-        try await self.store.retireSigningKey(kid: kid, at: now, activate: successor, audit: audit)
+        try await self.store.retireSigningKey(kid: kid, at: handover, activate: successor, audit: audit)
         try await self.reload()
+        return handover
     }
 
     /// The emergency: every token signed with the key is refused on every instance at once (a `key` row in the log),

@@ -54,8 +54,9 @@ public struct KeySchedule: Sendable {
     /// The state of each key at `now`, in the order they sign (`active_from`, then `kid`).
     public func statuses(of keys: [StoredSigningKey], now: Date) -> [KeyStatus] {
         let ordered = keys.sorted { ($0.activeFrom, $0.kid) < ($1.activeFrom, $1.kid) }
-        // A key retired before its turn came never signs, and does not end another key's turn.
-        let signing = ordered.filter { key in key.revokedAt == nil && !Self.isWithdrawn(key) }
+        // A key retired or revoked before its turn came never signed, and does not end another key's turn; a key
+        // revoked during its turn did end the turn of the key before it (and its replacement ends its own).
+        let signing = ordered.filter { key in !Self.isWithdrawn(key) && !(key.revokedAt.map { $0 <= key.activeFrom } ?? false) }
         var ends: [String: Date] = [:]
         for (position, key) in signing.enumerated() {
             let next = signing.dropFirst(position + 1).first?.activeFrom
@@ -67,7 +68,7 @@ public struct KeySchedule: Sendable {
             }
         }
         let lifetime = self.tokenLifetime.timeInterval
-        return ordered.map { key in
+        let statuses = ordered.map { key -> KeyStatus in
             let end = ends[key.kid]
             let verifiesUntil = end.map { $0.addingTimeInterval(lifetime) }
             let state: KeyState
@@ -86,6 +87,19 @@ public struct KeySchedule: Sendable {
             }
             return KeyStatus(key: key, state: state, signsUntil: end, verifiesUntil: verifiesUntil)
         }
+        return Self.withCurrent(statuses)
+    }
+
+    /// When no key is current by this clock — a key made to sign at once (the first, or a revoked key's
+    /// replacement) by an instance whose clock runs a little ahead — the next published key is: there must always
+    /// be one that signs, and it is the one every other instance already signs with.
+    static func withCurrent(_ statuses: [KeyStatus]) -> [KeyStatus] {
+        guard !statuses.contains(where: { $0.state == .current }),
+            let next = statuses.indices.filter({ statuses[$0].state == .published }).min(by: { statuses[$0].key.activeFrom < statuses[$1].key.activeFrom })
+        else { return statuses }
+        var adjusted = statuses
+        adjusted[next].state = .current
+        return adjusted
     }
 
     static func isWithdrawn(_ key: StoredSigningKey) -> Bool {

@@ -70,12 +70,33 @@ extension SQLAuthStore {
         }
     }
 
-    /// Adds a key unless `onlyIfNoneUsable` and a key of its algorithm that is neither revoked nor retired exists
-    /// (two instances starting at once on an empty database create one key, or two of which both verify).
+    /// When a key may be added.
+    public enum KeyAddition: Sendable {
+        /// Always.
+        case always
+        /// Only when no key of its algorithm is neither revoked nor retired (two instances starting at once on an
+        /// empty database create one key between them).
+        case onlyIfNoneUsable
+        /// Only when no key is waiting to become current after `now` (a rotation).
+        case onlyIfNoneWaiting(now: Date)
+    }
+
+    /// Every key change runs with the keys locked (PostgreSQL: the table, against other instances and the CLI;
+    /// SQLite: its write transaction holds the file), and checks again inside what it decided outside.
+    static func lockKeys(on db: any SQLDatabase, flavor: SQLFlavor) async throws {
+        if flavor == .postgres { try await db.raw("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").run() }
+    }
+
+    /// Adds a key if `condition` holds; false when it did not.
     @discardableResult
-    public func addSigningKey(_ key: StoredSigningKey, onlyIfNoneUsable: Bool = false, audit: AuditRecord) async throws -> Bool {
-        try await self.database.transaction { db in
-            if onlyIfNoneUsable {
+    public func addSigningKey(_ key: StoredSigningKey, condition: KeyAddition = .always, audit: AuditRecord) async throws -> Bool {
+        let flavor = self.database.flavor
+        return try await self.database.transaction { db in
+            try await Self.lockKeys(on: db, flavor: flavor)
+            switch condition {
+            case .always:
+                break
+            case .onlyIfNoneUsable:
                 let usable = try await db.raw(
                     """
                     SELECT kid FROM signing_keys WHERE algorithm = \(bind: key.algorithm.rawValue) AND revoked_at IS NULL AND retired_at IS NULL
@@ -83,6 +104,14 @@ extension SQLAuthStore {
                     """
                 ).first()
                 if usable != nil { return false }
+            case .onlyIfNoneWaiting(let now):
+                let waiting = try await db.raw(
+                    """
+                    SELECT kid FROM signing_keys WHERE algorithm = \(bind: key.algorithm.rawValue) AND revoked_at IS NULL
+                    AND active_from > \(bind: Column.millis(now)) AND (retired_at IS NULL OR retired_at > active_from) LIMIT 1
+                    """
+                ).first()
+                if waiting != nil { return false }
             }
             try await Self.insertSigningKey(key, on: db)
             try await Self.insertAudit(audit, on: db)
@@ -101,12 +130,27 @@ extension SQLAuthStore {
     }
 
     /// Sets when a key stops signing (and, for a key not yet current, that it never will); `activate` makes another
-    /// key current at the same moment.
+    /// key current at the same moment. Refused (`KeyChangeError.notInService`) when either key was retired or revoked
+    /// in the meantime.
     public func retireSigningKey(kid: String, at: Date, activate successor: String?, audit: AuditRecord) async throws {
+        let flavor = self.database.flavor
         try await self.database.transaction { db in
-            try await db.raw("UPDATE signing_keys SET retired_at = \(bind: Column.millis(at)) WHERE kid = \(bind: kid) AND retired_at IS NULL").run()
+            try await Self.lockKeys(on: db, flavor: flavor)
+            let retired = try await db.raw(
+                """
+                UPDATE signing_keys SET retired_at = \(bind: Column.millis(at))
+                WHERE kid = \(bind: kid) AND retired_at IS NULL AND revoked_at IS NULL RETURNING kid
+                """
+            ).all()
+            guard !retired.isEmpty else { throw KeyChangeError.notInService(kid: kid, state: .retired) }
             if let successor {
-                try await db.raw("UPDATE signing_keys SET active_from = \(bind: Column.millis(at)) WHERE kid = \(bind: successor)").run()
+                let activated = try await db.raw(
+                    """
+                    UPDATE signing_keys SET active_from = \(bind: Column.millis(at))
+                    WHERE kid = \(bind: successor) AND retired_at IS NULL AND revoked_at IS NULL RETURNING kid
+                    """
+                ).all()
+                guard !activated.isEmpty else { throw KeyChangeError.notInService(kid: successor, state: .revoked) }
             }
             try await Self.insertAudit(audit, on: db)
         }
@@ -118,7 +162,13 @@ extension SQLAuthStore {
         kid: String, at: Date, actorId: UUID?, reason: String?, replacement: StoredSigningKey?, audit: AuditRecord
     ) async throws -> RevocationEntry {
         defer { self.database.announceRevocations() }
+        let flavor = self.database.flavor
         return try await self.database.transaction { db in
+            try await Self.lockKeys(on: db, flavor: flavor)
+            let stored = try await db.raw("SELECT revoked_at FROM signing_keys WHERE kid = \(bind: kid)").first()
+            if let stored, try stored.decode(column: "revoked_at", as: Int64?.self) != nil {
+                throw KeyChangeError.notInService(kid: kid, state: .revoked)
+            }
             try await db.raw("UPDATE signing_keys SET revoked_at = \(bind: Column.millis(at)) WHERE kid = \(bind: kid) AND revoked_at IS NULL").run()
             if let replacement { try await Self.insertSigningKey(replacement, on: db) }
             let entry = try await Self.appendEntry(.key(kid: kid), cause: .keyRevoked, at: at, actorId: actorId, reason: reason, on: db)
