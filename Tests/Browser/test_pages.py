@@ -497,6 +497,20 @@ class AdminTests(PageTestCase):
         self.assertEqual(self.notice(admin), "The latest revoke-all was undone.")
         self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
 
+    def test_the_console_lists_the_signing_keys_and_the_clients_never_a_secret(self):
+        created = json.loads(self.server.cli("clients", "add", "billing service", "--introspect", "--json").stdout)
+        for size in (dict(width=1280, height=900), PHONE):
+            admin = self.sign_in(self.browser(**size), ADMIN)
+            admin.get(self.server.base + "/admin")
+            keys = admin.find_elements(By.CSS_SELECTOR, "#keys tbody tr")
+            self.assertEqual([k.get_attribute("data-kid").startswith("hs_") for k in keys], [True])
+            self.assertIn("current", keys[0].text)
+            client = admin.find_element(By.CSS_SELECTOR, f"#clients tr[data-client-id='{created['clientId']}']")
+            self.assertIn("billing service", client.text)
+            self.assertIn("introspect", client.text)
+            self.assertNotIn(created["clientSecret"], admin.page_source)
+            self.assert_no_sideways_scrolling(admin)
+
     def test_the_audit_log_reads_at_1280_px_and_at_phone_width(self):
         email = self.server.register("lou@example.org")
         self.server.api_access_token(email)

@@ -1,6 +1,8 @@
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import Logging
+import NIOCore
 import Testing
 import TesseraCore
 import TesseraStore
@@ -38,6 +40,34 @@ import TesseraStore
             try await locker.read { db in try await db.raw("COMMIT").run() }
             await locker.close()
             #expect(try await client.call(.post, "/api/auth/logout", token: token).status == .noContent)
+            #expect(try await client.ping(token) == .unauthorized)
+        }
+    }
+
+    /// RFC 7009 through a locked database: 503 with `Retry-After` (never "200, revoked" for a cut that did not
+    /// commit), and the token keeps working until the revocation is sent again and commits.
+    @Test func aTokenRevocationThatCannotCommitAnswers503() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-fault-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("tessera.sqlite").path
+        try await TestApp.run({ $0.database = .sqlite(path: path) }) { client in
+            try await client.register()
+            let token = try #require(try await client.login().string("accessToken"))
+            let locker = try await SQLiteDatabaseHandle.open(path: path, create: false, logger: TestDatabase.quiet)
+            try await locker.read { db in
+                try await db.raw("BEGIN IMMEDIATE").run()
+                try await db.raw("UPDATE global_state SET epoch = epoch WHERE id = 1").run()
+            }
+            let form = ByteBuffer(string: "token=" + token)
+            let headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            let refused = try await client.execute(uri: "/oauth/revoke", method: .post, headers: headers, body: form)
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.headers[.retryAfter] != nil)
+            #expect(try await client.ping(token) == .ok)
+            try await locker.read { db in try await db.raw("COMMIT").run() }
+            await locker.close()
+            #expect(try await client.execute(uri: "/oauth/revoke", method: .post, headers: headers, body: form).status == .ok)
             #expect(try await client.ping(token) == .unauthorized)
         }
     }
