@@ -134,9 +134,13 @@ struct KeyMaintenance: Service {
             }
             do {
                 try await self.keys.maintain()
+            } catch {
+                self.logger.warning("signing keys could not be read again", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            do {
                 try await self.clients.reload()
             } catch {
-                self.logger.warning("signing keys or clients could not be read again", metadata: ["error": "\(String(reflecting: error))"])
+                self.logger.warning("clients could not be read again", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
     }

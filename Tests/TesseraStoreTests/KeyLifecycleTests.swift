@@ -118,6 +118,43 @@ import TesseraCore
         }
     }
 
+    /// Removing the key a retiring current key hands over to (withdrawing or revoking it before its time) takes the
+    /// retirement back: a key always signs.
+    @Test(arguments: ["withdraw", "revoke"]) func removingTheSuccessorKeepsTheCurrentKeySigning(_ how: String) async throws {
+        let clock = ManualWallClock(Date())
+        try await TestDatabase.with { database in
+            try await database.withProcess(clock: clock, keys: try Self.source()) { process in
+                let current = process.keys.ring.snapshot.current.kid
+                let successor = try await process.keys.rotate(actorId: nil).key.kid
+                try await process.keys.retire(kid: current, actorId: nil)
+                if how == "withdraw" {
+                    try await process.keys.retire(kid: successor, actorId: nil)
+                } else {
+                    try await process.keys.revoke(kid: successor, actorId: nil, reason: "drill")
+                }
+                clock.advance(by: .seconds(3600))
+                try await process.keys.maintain()
+                #expect(process.keys.ring.snapshot.current.kid == current)
+                #expect(try await process.keys.list().filter { $0.state == .current }.map(\.key.kid) == [current])
+                _ = try await process.signUpAndIn()
+            }
+        }
+    }
+
+    /// A refresh that cannot be signed (no key this instance can open) answers 503 before it commits: the refresh
+    /// token is not spent, and works on an instance that can sign.
+    @Test func aRefreshThatCannotBeSignedDoesNotSpendTheRefreshToken() async throws {
+        try await TestDatabase.with { database in
+            let pair = try await database.withProcess(keys: try Self.source(.edDSA, [Self.kekB])) { try await $0.signUpAndIn() }
+            try await database.withProcess(keys: try Self.source(.edDSA, [Self.kekA])) { blind in
+                await #expect(throws: StoreUnavailable.self) { _ = try await blind.auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin()) }
+            }
+            try await database.withProcess(keys: try Self.source(.edDSA, [Self.kekB])) { process in
+                _ = try await process.auth.refresh(refreshToken: pair.refreshToken, origin: RequestOrigin())
+            }
+        }
+    }
+
     /// The emergency: a leaked key is revoked on one instance; its tokens are refused there at once and on the other
     /// as soon as it reads the log; both sign with the replacement from then on.
     @Test(arguments: TestBackend.all) func aRevokedKeysTokensAreRefusedOnEveryInstance(_ backend: TestBackend) async throws {

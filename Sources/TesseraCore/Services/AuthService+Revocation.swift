@@ -80,6 +80,7 @@ extension AuthService {
     private func revokeAndReissue(
         caller: VerifiedAccessToken, cause: RevocationCause, reason: String, audit: AuditRecord, newPasswordHash: String?, now: Date
     ) async throws -> TokenPair {
+        try await self.ensureSigningKey(now: now)
         let refreshToken = OpaqueToken.generate()
         let request = RevocationRequest(
             target: .subjects([caller.userId]), cause: cause, actorId: caller.userId, reason: reason, at: now, audit: [audit],

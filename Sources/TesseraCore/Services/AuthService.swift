@@ -118,6 +118,7 @@ public struct AuthService: Sendable {
             throw AuthError.accountInactive
         }
         try await self.throttle.recordSuccess(attempt)
+        try await self.ensureSigningKey(now: now)
 
         let refreshToken = OpaqueToken.generate()
         let session = NewSession(
@@ -141,6 +142,9 @@ public struct AuthService: Sendable {
     public func refresh(refreshToken: String, origin: RequestOrigin) async throws -> TokenPair {
         guard OpaqueToken.isWellFormed(refreshToken) else { throw AuthError.invalidRefreshToken }
         let now = self.clock.now()
+        // Before the rotation commits: a pair that cannot be signed must not spend the refresh token (the client
+        // would retry with it, and a spent token presented again revokes the whole session).
+        try await self.ensureSigningKey(now: now)
         let successor = OpaqueToken.generate()
         let rotation = RefreshRotation(
             presentedHash: OpaqueToken.hash(refreshToken),
@@ -176,19 +180,26 @@ public struct AuthService: Sendable {
         return settable && matches && hash != nil
     }
 
-    func issuePair(for grant: SessionGrant, refreshToken: String, now: Date) async throws -> TokenPair {
-        // A key revoked on another instance is refused here the moment its row arrives; this instance's ring may not
-        // have heard yet that a new key replaced it. Never sign a token that would be refused on arrival.
-        if self.index.isKeyRevoked(self.keys.snapshot.signingKey(at: now).kid) {
-            do {
-                try await self.keys.reload()
-            } catch {
-                throw StoreUnavailable("the signing keys could not be read again: \(error)")
-            }
-            guard !self.index.isKeyRevoked(self.keys.snapshot.signingKey(at: now).kid) else {
-                throw StoreUnavailable("the current signing key was revoked and no new key is available yet")
-            }
+    /// Makes sure a token can be signed now, before anything is written: the key that signs must be here whole and
+    /// not revoked. A key revoked on another instance is refused here the moment its row arrives, while this
+    /// instance's ring may not have heard yet that a new key replaced it: the keys are read again first. Never sign a
+    /// token that would be refused on arrival, and never commit a sign-in or refresh whose pair cannot be signed.
+    func ensureSigningKey(now: Date) async throws {
+        func usable() -> Bool {
+            let key = self.keys.snapshot.signingKey(at: now)
+            return key.canSign && !self.index.isKeyRevoked(key.kid)
         }
+        if usable() { return }
+        do {
+            try await self.keys.reload()
+        } catch {
+            throw StoreUnavailable("the signing keys could not be read again: \(error)")
+        }
+        guard usable() else { throw StoreUnavailable("no signing key can sign here now (revoked, or its private half cannot be opened)") }
+    }
+
+    func issuePair(for grant: SessionGrant, refreshToken: String, now: Date) async throws -> TokenPair {
+        try await self.ensureSigningKey(now: now)
         let (accessToken, claims) = try await self.signer.sign(user: grant.user, session: grant.session, now: now)
         return TokenPair(
             accessToken: accessToken,

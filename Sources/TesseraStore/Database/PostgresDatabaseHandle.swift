@@ -27,8 +27,9 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     /// Connections of their own for the follower's reads, the `LISTEN` and job locks, as on SQLite: a pool busy
     /// with requests must never make the index stale, and a job lock must never wait for the connections its job uses.
     let followerClient: PostgresClient
-    /// The most connections `followerClient` opens: one listening, one reading, one holding a job's lock.
-    static let followerConnections = 3
+    /// The most connections `followerClient` opens: one listening, one reading, and one for each of the two jobs
+    /// that may hold a lock at once (housekeeping, signing-key maintenance).
+    static let followerConnections = 4
     private let running: Task<Void, Never>
     private let followerRunning: Task<Void, Never>
     let logger: Logger

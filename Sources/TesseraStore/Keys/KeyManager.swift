@@ -28,6 +28,7 @@ public final class KeyManager: Sendable {
     let logger: Logger
     /// Every known key and its state at the last read (the asymmetric ones; HS256 keys are described from the secrets).
     private let statuses = Mutex<[KeyStatus]>([])
+    private let generations = Mutex<(started: Int, installed: Int)>((0, 0))
     private let clock: any WallClock
 
     public var algorithm: SigningAlgorithm { self.ring.snapshot.algorithm }
@@ -61,11 +62,17 @@ public final class KeyManager: Sendable {
     /// Reads the keys again and installs what they say now.
     public func reload() async throws {
         guard case .database(let algorithm, let encryption) = self.source else { return }
+        // Reloads may run at once (maintenance, a revoked key met while signing, an unknown kid): only a read that
+        // started after the one installed last may replace it, so that an older read never undoes a newer one.
+        let generation = self.generations.withLock { state -> Int in
+            state.started += 1
+            return state.started
+        }
         let loaded: (KeyRing.Contents, [KeyStatus])
         do {
             loaded = try await Self.load(
                 store: self.store, algorithm: algorithm, encryption: encryption, schedule: self.schedule, now: self.clock.now(), logger: self.logger,
-                createIfNone: true
+                createIfNone: true, previous: self.ring.snapshot
             )
         } catch let unavailable as StoreUnavailable {
             throw unavailable
@@ -74,8 +81,24 @@ public final class KeyManager: Sendable {
             throw StoreUnavailable("the signing keys could not be read: \(error)")
         }
         let (contents, statuses) = loaded
+        let newest = self.generations.withLock { state -> Bool in
+            guard generation > state.installed else { return false }
+            state.installed = generation
+            return true
+        }
+        guard newest else { return }
         self.ring.replace(with: contents)
         self.statuses.withLock { $0 = statuses }
+    }
+
+    /// After a key change has committed, the ring is read again; a failure then must not report the change as not
+    /// made (it is; maintenance reads the keys again within seconds).
+    func reloadAfterChange() async {
+        do {
+            try await self.reload()
+        } catch {
+            self.logger.warning("the signing keys could not be read again after a change", metadata: ["error": "\(String(reflecting: error))"])
+        }
     }
 
     /// Every key with its state, newest last: the stored ones, or the configured secrets.
@@ -105,7 +128,8 @@ public final class KeyManager: Sendable {
     }
 
     static func load(
-        store: SQLAuthStore, algorithm: SigningAlgorithm, encryption: KeyEncryption, schedule: KeySchedule, now: Date, logger: Logger, createIfNone: Bool
+        store: SQLAuthStore, algorithm: SigningAlgorithm, encryption: KeyEncryption, schedule: KeySchedule, now: Date, logger: Logger, createIfNone: Bool,
+        previous: KeyRing.Contents? = nil
     ) async throws -> (KeyRing.Contents, [KeyStatus]) {
         var statuses = schedule.statuses(of: try await store.signingKeys(algorithm: algorithm), now: now)
         if createIfNone, !statuses.contains(where: { $0.state == .current }) {
@@ -115,7 +139,9 @@ public final class KeyManager: Sendable {
             let audit = AuditRecord(
                 at: now, event: .keyCreated, details: ["kid": created.kid, "algorithm": algorithm.rawValue, "reason": "no key signs", "activeFrom": iso(now)]
             )
-            if try await store.addSigningKey(created, condition: .onlyIfNoneUsable, audit: audit) {
+            // Decided again inside the lock, by the same schedule: another instance may have made one meanwhile.
+            let decide: @Sendable ([StoredSigningKey]) -> Bool = { rows in !schedule.statuses(of: rows, now: now).contains { $0.state == .current } }
+            if try await store.addSigningKey(created, if: decide, audit: audit) {
                 logger.notice("signing key created", metadata: ["kid": "\(created.kid)", "algorithm": "\(algorithm.rawValue)"])
             }
             statuses = schedule.statuses(of: try await store.signingKeys(algorithm: algorithm), now: now)
@@ -146,7 +172,12 @@ public final class KeyManager: Sendable {
                     logger.notice("signing key sealed again under the newest key-encryption key", metadata: ["kid": "\(stored.kid)", "with": "\(resealed.with)"])
                 }
             }
-            let key = try await SigningKey.asymmetric(algorithm, publicKey: stored.publicKey, privateKey: privateKey)
+            var key = try await SigningKey.asymmetric(algorithm, publicKey: stored.publicKey, privateKey: privateKey)
+            // A key this instance could open before but cannot now (another instance sealed it again under a newer
+            // key-encryption key during a rolling change): keep the private half it already holds.
+            if !key.canSign, status.state != .retired, let held = previous?.verifying.first(where: { $0.kid == stored.kid && $0.canSign }) {
+                key = held
+            }
             guard key.kid == stored.kid else { throw KeyEncryptionError("signing key \(stored.kid) does not match its public key") }
             if stored.kid == current.key.kid { currentKey = key }
             if stored.kid == next?.key.kid { nextKey = key }
@@ -162,6 +193,15 @@ public final class KeyManager: Sendable {
             )
         }
         return (KeyRing.Contents(current: currentKey, verifying: verifying, upcoming: nextKey, from: next?.key.activeFrom), statuses)
+    }
+
+    /// The current key that is retiring in favour of the key being removed, when no other waiting key would take
+    /// over: its retirement is taken back in the same transaction, so that a key always signs after the removal.
+    static func keyLeftWithoutSuccessor(removing kid: String, from statuses: [KeyStatus]) -> String? {
+        guard let current = statuses.last(where: { $0.state == .current }), current.key.retiredAt != nil,
+            !statuses.contains(where: { $0.state == .published && $0.key.kid != kid })
+        else { return nil }
+        return current.key.kid
     }
 
     static func newKey(_ algorithm: SigningAlgorithm, encryption: KeyEncryption, now: Date, activeFrom: Date) throws -> StoredSigningKey {
@@ -197,12 +237,14 @@ public final class KeyManager: Sendable {
             at: now, event: .keyCreated, actorId: actorId, origin: origin,
             details: ["kid": created.kid, "algorithm": algorithm.rawValue, "reason": reason, "activeFrom": iso(activeFrom)]
         )
-        guard try await self.store.addSigningKey(created, condition: .onlyIfNoneWaiting(now: now), audit: audit) else {
+        let schedule = self.schedule
+        let decide: @Sendable ([StoredSigningKey]) -> Bool = { rows in !schedule.statuses(of: rows, now: now).contains { $0.state == .published } }
+        guard try await self.store.addSigningKey(created, if: decide, audit: audit) else {
             let statuses = self.schedule.statuses(of: try await self.store.signingKeys(algorithm: algorithm), now: now)
             let waiting = statuses.first { $0.state == .published }
             throw KeyChangeError.alreadyWaiting(kid: waiting?.key.kid ?? "?", activeFrom: waiting?.key.activeFrom ?? now)
         }
-        try await self.reload()
+        await self.reloadAfterChange()
         self.logger.notice("signing key published", metadata: ["kid": "\(created.kid)", "activeFrom": "\(iso(activeFrom))"])
         return self.schedule.statuses(of: try await self.store.signingKeys(algorithm: algorithm), now: now).first { $0.key.kid == created.kid }
             ?? KeyStatus(key: created, state: .published, signsUntil: nil, verifiesUntil: nil)
@@ -234,9 +276,11 @@ public final class KeyManager: Sendable {
         }
         var details = ["kid": kid, "state": status.state.rawValue, "at": iso(handover)]
         if let successor { details["successor"] = successor }
+        let keepSigning = status.state == .published ? Self.keyLeftWithoutSuccessor(removing: kid, from: statuses) : nil
+        if let keepSigning { details["keepsSigning"] = keepSigning }
         let audit = AuditRecord(at: now, event: .keyRetired, actorId: actorId, origin: origin, details: details)
-        try await self.store.retireSigningKey(kid: kid, at: handover, activate: successor, audit: audit)
-        try await self.reload()
+        try await self.store.retireSigningKey(kid: kid, at: handover, activate: successor, unretire: keepSigning, audit: audit)
+        await self.reloadAfterChange()
         return handover
     }
 
@@ -246,6 +290,7 @@ public final class KeyManager: Sendable {
     public func revoke(kid: String, actorId: UUID?, reason: String?, origin: RequestOrigin = RequestOrigin()) async throws -> RevocationEntry {
         let now = self.clock.now()
         var replacement: StoredSigningKey?
+        var keepSigning: String?
         switch self.source {
         case .secrets:
             guard self.ring.snapshot.key(kid: kid) != nil else { throw KeyChangeError.unknownKey(kid) }
@@ -256,15 +301,19 @@ public final class KeyManager: Sendable {
             let othersSigning = statuses.contains { $0.key.kid != kid && $0.state == .current }
             if status.state == .current || !othersSigning {
                 replacement = try Self.newKey(algorithm, encryption: encryption, now: now, activeFrom: now)
+            } else {
+                keepSigning = Self.keyLeftWithoutSuccessor(removing: kid, from: statuses)
             }
         }
         var details = ["kid": kid]
         if let replacement { details["replacement"] = replacement.kid }
         if let reason { details["reason"] = reason }
         let audit = AuditRecord(at: now, event: .keyRevoked, actorId: actorId, origin: origin, details: details)
-        let entry = try await self.store.revokeSigningKey(kid: kid, at: now, actorId: actorId, reason: reason, replacement: replacement, audit: audit)
+        let entry = try await self.store.revokeSigningKey(
+            kid: kid, at: now, actorId: actorId, reason: reason, replacement: replacement, unretire: keepSigning, audit: audit
+        )
         self.index.apply([entry], now: now)
-        try await self.reload()
+        await self.reloadAfterChange()
         self.logger.warning("signing key revoked", metadata: ["kid": "\(kid)", "replacement": "\(replacement?.kid ?? "-")"])
         return entry
     }

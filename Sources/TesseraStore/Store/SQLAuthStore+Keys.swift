@@ -70,48 +70,24 @@ extension SQLAuthStore {
         }
     }
 
-    /// When a key may be added.
-    public enum KeyAddition: Sendable {
-        /// Always.
-        case always
-        /// Only when no key of its algorithm is neither revoked nor retired (two instances starting at once on an
-        /// empty database create one key between them).
-        case onlyIfNoneUsable
-        /// Only when no key is waiting to become current after `now` (a rotation).
-        case onlyIfNoneWaiting(now: Date)
-    }
-
     /// Every key change runs with the keys locked (PostgreSQL: the table, against other instances and the CLI;
     /// SQLite: its write transaction holds the file), and checks again inside what it decided outside.
     static func lockKeys(on db: any SQLDatabase, flavor: SQLFlavor) async throws {
         if flavor == .postgres { try await db.raw("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").run() }
     }
 
-    /// Adds a key if `condition` holds; false when it did not.
+    /// Adds a key if `condition` (given every stored key of its algorithm, read under the lock) says so; false when
+    /// it did not.
     @discardableResult
-    public func addSigningKey(_ key: StoredSigningKey, condition: KeyAddition = .always, audit: AuditRecord) async throws -> Bool {
+    public func addSigningKey(
+        _ key: StoredSigningKey, if condition: (@Sendable ([StoredSigningKey]) -> Bool)? = nil, audit: AuditRecord
+    ) async throws -> Bool {
         let flavor = self.database.flavor
         return try await self.database.transaction { db in
             try await Self.lockKeys(on: db, flavor: flavor)
-            switch condition {
-            case .always:
-                break
-            case .onlyIfNoneUsable:
-                let usable = try await db.raw(
-                    """
-                    SELECT kid FROM signing_keys WHERE algorithm = \(bind: key.algorithm.rawValue) AND revoked_at IS NULL AND retired_at IS NULL
-                    AND destroyed_at IS NULL LIMIT 1
-                    """
-                ).first()
-                if usable != nil { return false }
-            case .onlyIfNoneWaiting(let now):
-                let waiting = try await db.raw(
-                    """
-                    SELECT kid FROM signing_keys WHERE algorithm = \(bind: key.algorithm.rawValue) AND revoked_at IS NULL
-                    AND active_from > \(bind: Column.millis(now)) AND (retired_at IS NULL OR retired_at > active_from) LIMIT 1
-                    """
-                ).first()
-                if waiting != nil { return false }
+            if let condition {
+                let rows = try await db.raw("SELECT * FROM signing_keys WHERE algorithm = \(bind: key.algorithm.rawValue)").all().map { try $0.signingKey() }
+                guard condition(rows) else { return false }
             }
             try await Self.insertSigningKey(key, on: db)
             try await Self.insertAudit(audit, on: db)
@@ -132,7 +108,7 @@ extension SQLAuthStore {
     /// Sets when a key stops signing (and, for a key not yet current, that it never will); `activate` makes another
     /// key current at the same moment. Refused (`KeyChangeError.notInService`) when either key was retired or revoked
     /// in the meantime.
-    public func retireSigningKey(kid: String, at: Date, activate successor: String?, audit: AuditRecord) async throws {
+    public func retireSigningKey(kid: String, at: Date, activate successor: String?, unretire: String? = nil, audit: AuditRecord) async throws {
         let flavor = self.database.flavor
         try await self.database.transaction { db in
             try await Self.lockKeys(on: db, flavor: flavor)
@@ -152,6 +128,7 @@ extension SQLAuthStore {
                 ).all()
                 guard !activated.isEmpty else { throw KeyChangeError.notInService(kid: successor, state: .revoked) }
             }
+            if let unretire { try await Self.unretire(unretire, on: db) }
             try await Self.insertAudit(audit, on: db)
         }
     }
@@ -159,7 +136,7 @@ extension SQLAuthStore {
     /// Revokes a key: its row (when it is one of the stored keys) and a `key` row in the log, which every instance
     /// applies at once; `replacement` is a key made current at the same moment, when the revoked one was signing.
     public func revokeSigningKey(
-        kid: String, at: Date, actorId: UUID?, reason: String?, replacement: StoredSigningKey?, audit: AuditRecord
+        kid: String, at: Date, actorId: UUID?, reason: String?, replacement: StoredSigningKey?, unretire: String? = nil, audit: AuditRecord
     ) async throws -> RevocationEntry {
         defer { self.database.announceRevocations() }
         let flavor = self.database.flavor
@@ -171,10 +148,16 @@ extension SQLAuthStore {
             }
             try await db.raw("UPDATE signing_keys SET revoked_at = \(bind: Column.millis(at)) WHERE kid = \(bind: kid) AND revoked_at IS NULL").run()
             if let replacement { try await Self.insertSigningKey(replacement, on: db) }
+            if let unretire { try await Self.unretire(unretire, on: db) }
             let entry = try await Self.appendEntry(.key(kid: kid), cause: .keyRevoked, at: at, actorId: actorId, reason: reason, on: db)
             try await Self.insertAudit(audit, on: db)
             return entry
         }
+    }
+
+    /// Takes back a retirement that has not taken effect yet (the key it handed over to is being removed).
+    static func unretire(_ kid: String, on db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE signing_keys SET retired_at = NULL WHERE kid = \(bind: kid) AND revoked_at IS NULL").run()
     }
 
     /// Seals a key's private half again (under a newer key-encryption key), if it is still sealed as it was read.
