@@ -31,6 +31,9 @@ import Testing
         let token = try await self.sign(with: key)
         let header = try JSONSerialization.jsonObject(with: try #require(Base64URL.decode(token.split(separator: ".")[0]))) as? [String: String]
         #expect(header == ["alg": algorithm.rawValue, "typ": "at+jwt", "kid": key.kid])
+        // The kid names the algorithm and the key (RFC 7638), and never starts with "-" (an option on a command line).
+        let jwk = try #require(key.publicJWK).filter { ["kty", "crv", "x", "y"].contains($0.key) }
+        #expect(key.kid == (algorithm == .edDSA ? "ed_" : "es_") + SigningKey.thumbprint(jwk))
         let verified = try AccessTokenVerifier(key: key, settings: self.settings).verify(token, now: self.now)
         #expect(verified.keyId == key.kid)
         // The fast path recognises every header our signer writes, whatever order jwt-kit puts the members in.

@@ -25,8 +25,9 @@ public enum SigningAlgorithm: String, Sendable, CaseIterable, Codable {
 
 /// One key that signs and verifies access tokens, named by its `kid`.
 ///
-/// An HS256 key is a secret; its `kid` is a prefix of a hash of it, never the secret. An EdDSA or ES256 key is a
-/// key pair whose `kid` is its RFC 7638 thumbprint; a key that only verifies (a previous key whose private half
+/// An HS256 key is a secret; its `kid` is `hs_` and a prefix of a hash of it, never the secret. An EdDSA or ES256
+/// key is a key pair whose `kid` is `ed_` or `es_` and its RFC 7638 thumbprint (the prefix names the algorithm and
+/// keeps a `kid` from starting with `-`, which a command line would take for an option); a key that only verifies (a previous key whose private half
 /// was destroyed, a key of another instance not yet current) has no private half.
 public struct SigningKey: Sendable {
     /// The smallest secret accepted, in bytes (RFC 7518 §3.2: at least the hash output size).
@@ -77,7 +78,7 @@ public struct SigningKey: Sendable {
     /// An Ed25519 key; with its private half it signs.
     public static func ed25519(publicKey: Curve25519.Signing.PublicKey, privateKey: Curve25519.Signing.PrivateKey? = nil) async -> SigningKey {
         let jwk = ["kty": "OKP", "crv": "Ed25519", "x": Base64URL.encode(Array(publicKey.rawRepresentation))]
-        let kid = Self.thumbprint(jwk)
+        let kid = "ed_" + Self.thumbprint(jwk)
         var signer: JWTKeyCollection?
         if let privateKey {
             let keys = JWTKeyCollection()
@@ -91,7 +92,7 @@ public struct SigningKey: Sendable {
     public static func p256(publicKey: P256.Signing.PublicKey, privateKey: P256.Signing.PrivateKey? = nil) async throws -> SigningKey {
         let point = Array(publicKey.rawRepresentation)  // x || y, 32 bytes each
         let jwk = ["kty": "EC", "crv": "P-256", "x": Base64URL.encode(Array(point[0..<32])), "y": Base64URL.encode(Array(point[32..<64]))]
-        let kid = Self.thumbprint(jwk)
+        let kid = "es_" + Self.thumbprint(jwk)
         var signer: JWTKeyCollection?
         if let privateKey {
             let keys = JWTKeyCollection()

@@ -217,9 +217,9 @@ public final class KeyManager: Sendable {
     static func kid(_ algorithm: SigningAlgorithm, publicKey: [UInt8]) throws -> String {
         switch algorithm {
         case .edDSA:
-            return SigningKey.thumbprint(["kty": "OKP", "crv": "Ed25519", "x": Base64URL.encode(publicKey)])
+            return "ed_" + SigningKey.thumbprint(["kty": "OKP", "crv": "Ed25519", "x": Base64URL.encode(publicKey)])
         case .es256:
-            return SigningKey.thumbprint(["kty": "EC", "crv": "P-256", "x": Base64URL.encode(publicKey[0..<32]), "y": Base64URL.encode(publicKey[32..<64])])
+            return "es_" + SigningKey.thumbprint(["kty": "EC", "crv": "P-256", "x": Base64URL.encode(publicKey[0..<32]), "y": Base64URL.encode(publicKey[32..<64])])
         case .hs256:
             throw KeyEncryptionError("HS256 keys are secrets")
         }
