@@ -58,16 +58,11 @@ struct Clients: AsyncParsableCommand {
         @OptionGroup var databaseOptions: DatabaseOptions
 
         func run() async throws {
-            let clients = try await self.databaseOptions.withServices { services in
-                try await services.store.clients().filter { $0.removedAt == nil }.map(ClientResponse.init)
-            }
-            if self.json { return try Output.printJSON(ClientListResponse(clients: clients)) }
+            let clients = try await self.databaseOptions.withServices { services in try await services.store.liveClients() }
+            if self.json { return try Output.printJSON(ClientListResponse(clients: clients.map(ClientResponse.init))) }
             Output.printTable(
                 header: ["CLIENT ID", "NAME", "MAY", "CREATED"],
-                rows: clients.map { client in
-                    let may = [client.introspect ? "introspect" : nil, client.revoke ? "revoke" : nil, client.feed ? "feed" : nil].compactMap { $0 }
-                    return [client.clientId, client.name, may.joined(separator: ","), client.createdAt]
-                }
+                rows: clients.map { [$0.id, $0.name, $0.permissionNames.joined(separator: ","), Output.time($0.createdAt)] }
             )
         }
     }

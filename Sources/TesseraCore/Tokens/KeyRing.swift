@@ -42,8 +42,8 @@ public final class KeyRing: Sendable {
 
     private let contents: Mutex<Contents>
     private let reloader = Mutex<(@Sendable () async throws -> Void)?>(nil)
-    /// When ``reloadSoon()`` last started a reload.
-    private let lastEagerReload = Mutex<ContinuousClock.Instant?>(nil)
+    /// How often ``reloadSoon()`` may start a reload.
+    private let eagerReloads = RateGate(every: .seconds(1))
 
     public init(_ contents: Contents) {
         self.contents = Mutex(contents)
@@ -72,13 +72,7 @@ public final class KeyRing: Sendable {
     /// Starts a reload in the background, at most once a second: for a token naming a `kid` the ring does not hold
     /// (a key another instance has just started signing with), so that the next such token finds it.
     public func reloadSoon() {
-        let now = ContinuousClock.now
-        let due = self.lastEagerReload.withLock { last -> Bool in
-            if let last, last.duration(to: now) < .seconds(1) { return false }
-            last = now
-            return true
-        }
-        guard due, self.reloader.withLock({ $0 }) != nil else { return }
+        guard self.reloader.withLock({ $0 }) != nil, self.eagerReloads.admit() else { return }
         Task { try? await self.reload() }
     }
 

@@ -77,8 +77,7 @@ public struct SigningKey: Sendable {
 
     /// An Ed25519 key; with its private half it signs.
     public static func ed25519(publicKey: Curve25519.Signing.PublicKey, privateKey: Curve25519.Signing.PrivateKey? = nil) async -> SigningKey {
-        let jwk = ["kty": "OKP", "crv": "Ed25519", "x": Base64URL.encode(Array(publicKey.rawRepresentation))]
-        let kid = "ed_" + Self.thumbprint(jwk)
+        let (jwk, kid) = Self.publicMembers(.edDSA, publicKey: Array(publicKey.rawRepresentation))
         var signer: JWTKeyCollection?
         if let privateKey {
             let keys = JWTKeyCollection()
@@ -90,9 +89,7 @@ public struct SigningKey: Sendable {
 
     /// A P-256 key; with its private half it signs.
     public static func p256(publicKey: P256.Signing.PublicKey, privateKey: P256.Signing.PrivateKey? = nil) async throws -> SigningKey {
-        let point = Array(publicKey.rawRepresentation)  // x || y, 32 bytes each
-        let jwk = ["kty": "EC", "crv": "P-256", "x": Base64URL.encode(Array(point[0..<32])), "y": Base64URL.encode(Array(point[32..<64]))]
-        let kid = "es_" + Self.thumbprint(jwk)
+        let (jwk, kid) = Self.publicMembers(.es256, publicKey: Array(publicKey.rawRepresentation))
         var signer: JWTKeyCollection?
         if let privateKey {
             let keys = JWTKeyCollection()
@@ -152,6 +149,24 @@ public struct SigningKey: Sendable {
     /// the secret without revealing it (and is no help in guessing a secret of 32 random bytes).
     public static func secretKid(_ secret: String) -> String {
         "hs_" + Base64URL.encode(Array(SHA256.hash(data: Array("tessera kid\u{0}".utf8) + Array(secret.utf8)).prefix(12)))
+    }
+
+    /// The JWK members that identify a raw public key (Ed25519: 32 bytes; P-256: x || y, 32 bytes each), and the
+    /// `kid` named after them: `ed_` / `es_` and their RFC 7638 thumbprint.
+    public static func publicMembers(_ algorithm: SigningAlgorithm, publicKey: [UInt8]) -> (jwk: [String: String], kid: String) {
+        let jwk: [String: String]
+        let prefix: String
+        switch algorithm {
+        case .edDSA:
+            jwk = ["kty": "OKP", "crv": "Ed25519", "x": Base64URL.encode(publicKey)]
+            prefix = "ed_"
+        case .hs256:
+            preconditionFailure("an HS256 key is a secret, not a public key")
+        case .es256:
+            jwk = ["kty": "EC", "crv": "P-256", "x": Base64URL.encode(publicKey.prefix(32)), "y": Base64URL.encode(publicKey.dropFirst(32))]
+            prefix = "es_"
+        }
+        return (jwk, prefix + Self.thumbprint(jwk))
     }
 
     /// The RFC 7638 thumbprint of a public JWK: SHA-256 over its required members in lexical order, base64url.

@@ -49,7 +49,7 @@ struct AdminKeysController {
     }
 
     @Sendable func listClients(request: Request, context: Context) async throws -> ClientListResponse {
-        ClientListResponse(clients: try await self.clients.store.clients().filter { $0.removedAt == nil }.map(ClientResponse.init))
+        ClientListResponse(clients: try await self.clients.store.liveClients().map(ClientResponse.init))
     }
 
     static func kid(_ context: Context) throws -> String {

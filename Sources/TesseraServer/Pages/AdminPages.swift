@@ -161,9 +161,8 @@ struct AdminPages {
                 verifiesUntil: status.verifiesUntil.map { PageFormat.time($0) } ?? "—"
             )
         }
-        let clients = try await self.clients.store.clients().filter { $0.removedAt == nil }.map { client in
-            let may = [client.mayIntrospect ? "introspect" : nil, client.mayRevoke ? "revoke" : nil, client.mayFeed ? "feed" : nil]
-            return ClientRow(id: client.id, name: client.name, permissions: may.compactMap { $0 }.joined(separator: ", "), created: PageFormat.time(client.createdAt))
+        let clients = try await self.clients.store.liveClients().map { client in
+            ClientRow(id: client.id, name: client.name, permissions: client.permissionNames.joined(separator: ", "), created: PageFormat.time(client.createdAt))
         }
         let page = AdminPage(
             header: try PageHeader(user: me, context: context, onAdmin: true),

@@ -18,9 +18,8 @@ public final class ClientRegistry: Sendable {
 
     public let store: SQLAuthStore
     private let clients = Mutex<[String: OAuthClient]>([:])
-    /// When the clients were last read because of an unknown id.
-    private let lastMissReload = Mutex<ContinuousClock.Instant?>(nil)
-    static let missReloadInterval: Duration = .seconds(1)
+    /// How often an unknown id may send the registry to the database.
+    private let missReloads = RateGate(every: .seconds(1))
     /// Compared against when the id is unknown, so that an unknown id costs what a wrong secret does.
     private static let decoyHash = Array(SHA256.hash(data: Array("tessera decoy client secret".utf8)))
 
@@ -31,7 +30,7 @@ public final class ClientRegistry: Sendable {
 
     /// Reads the clients again.
     public func reload() async throws {
-        let live = try await self.store.clients().filter { $0.removedAt == nil }
+        let live = try await self.store.liveClients()
         self.clients.withLock { $0 = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }) }
     }
 
@@ -39,7 +38,7 @@ public final class ClientRegistry: Sendable {
     /// Throws ``StoreUnavailable`` when an unknown id sent it to the database and the database did not answer.
     public func authenticate(id: String, secret: String) async throws -> OAuthClient? {
         var client = self.clients.withLock { $0[id] }
-        if client == nil, self.mayReloadForMiss() {
+        if client == nil, self.missReloads.admit() {
             try await self.reload()
             client = self.clients.withLock { $0[id] }
         }
@@ -49,15 +48,6 @@ public final class ClientRegistry: Sendable {
         let matches = presented == expected
         guard let client, matches else { return nil }
         return client
-    }
-
-    private func mayReloadForMiss() -> Bool {
-        let now = ContinuousClock.now
-        return self.lastMissReload.withLock { last in
-            if let last, last.duration(to: now) < Self.missReloadInterval { return false }
-            last = now
-            return true
-        }
     }
 
     /// A new client's id and secret (256 random bits), and the row to store: only the secret's hash is kept.

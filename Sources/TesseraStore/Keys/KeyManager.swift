@@ -26,8 +26,6 @@ public final class KeyManager: Sendable {
     /// What the verifier and signer read.
     public let ring: KeyRing
     let logger: Logger
-    /// Every known key and its state at the last read (the asymmetric ones; HS256 keys are described from the secrets).
-    private let statuses = Mutex<[KeyStatus]>([])
     private let generations = Mutex<(started: Int, installed: Int)>((0, 0))
     private let clock: any WallClock
 
@@ -50,9 +48,9 @@ public final class KeyManager: Sendable {
             for secret in previous { verifying.append(try await SigningKey(secret: secret)) }
             self.ring = KeyRing(KeyRing.Contents(current: try await SigningKey(secret: current), verifying: verifying))
         case .database(let algorithm, let encryption):
-            let (contents, statuses) = try await Self.load(store: store, algorithm: algorithm, encryption: encryption, schedule: schedule, now: clock.now(), logger: logger, createIfNone: true)
-            self.ring = KeyRing(contents)
-            self.statuses.withLock { $0 = statuses }
+            self.ring = KeyRing(
+                try await Self.load(store: store, algorithm: algorithm, encryption: encryption, schedule: schedule, now: clock.now(), logger: logger, createIfNone: true)
+            )
         }
         self.ring.setReloader { [weak self] in try await self?.reload() }
     }
@@ -68,9 +66,9 @@ public final class KeyManager: Sendable {
             state.started += 1
             return state.started
         }
-        let loaded: (KeyRing.Contents, [KeyStatus])
+        let contents: KeyRing.Contents
         do {
-            loaded = try await Self.load(
+            contents = try await Self.load(
                 store: self.store, algorithm: algorithm, encryption: encryption, schedule: self.schedule, now: self.clock.now(), logger: self.logger,
                 createIfNone: true, previous: self.ring.snapshot
             )
@@ -80,7 +78,6 @@ public final class KeyManager: Sendable {
             // Whatever went wrong reading them, a request waiting on the keys gets 503, never a 500.
             throw StoreUnavailable("the signing keys could not be read: \(error)")
         }
-        let (contents, statuses) = loaded
         let newest = self.generations.withLock { state -> Bool in
             guard generation > state.installed else { return false }
             state.installed = generation
@@ -88,7 +85,6 @@ public final class KeyManager: Sendable {
         }
         guard newest else { return }
         self.ring.replace(with: contents)
-        self.statuses.withLock { $0 = statuses }
     }
 
     /// After a key change has committed, the ring is read again; a failure then must not report the change as not
@@ -130,7 +126,7 @@ public final class KeyManager: Sendable {
     static func load(
         store: SQLAuthStore, algorithm: SigningAlgorithm, encryption: KeyEncryption, schedule: KeySchedule, now: Date, logger: Logger, createIfNone: Bool,
         previous: KeyRing.Contents? = nil
-    ) async throws -> (KeyRing.Contents, [KeyStatus]) {
+    ) async throws -> KeyRing.Contents {
         var statuses = schedule.statuses(of: try await store.signingKeys(algorithm: algorithm), now: now)
         if createIfNone, !statuses.contains(where: { $0.state == .current }) {
             // The first start (or every key retired or revoked): a key that signs at once. No other service can
@@ -192,7 +188,7 @@ public final class KeyManager: Sendable {
                 metadata: ["kid": "\(current.key.kid)", "sealedWith": "\(current.key.sealedWith ?? "-")"]
             )
         }
-        return (KeyRing.Contents(current: currentKey, verifying: verifying, upcoming: nextKey, from: next?.key.activeFrom), statuses)
+        return KeyRing.Contents(current: currentKey, verifying: verifying, upcoming: nextKey, from: next?.key.activeFrom)
     }
 
     /// The current key that is retiring in favour of the key being removed, when no other waiting key would take
@@ -206,23 +202,12 @@ public final class KeyManager: Sendable {
 
     static func newKey(_ algorithm: SigningAlgorithm, encryption: KeyEncryption, now: Date, activeFrom: Date) throws -> StoredSigningKey {
         guard let pair = SigningKey.generatePair(algorithm) else { throw KeyEncryptionError("\(algorithm.rawValue) keys are not key pairs") }
-        let kid = try Self.kid(algorithm, publicKey: pair.publicKey)
+        let kid = SigningKey.publicMembers(algorithm, publicKey: pair.publicKey).kid
         let sealed = try encryption.seal(pair.privateKey, kid: kid)
         return StoredSigningKey(
             kid: kid, algorithm: algorithm, publicKey: pair.publicKey, sealedPrivateKey: sealed.sealed, sealedWith: sealed.with, createdAt: now,
             activeFrom: activeFrom
         )
-    }
-
-    static func kid(_ algorithm: SigningAlgorithm, publicKey: [UInt8]) throws -> String {
-        switch algorithm {
-        case .edDSA:
-            return "ed_" + SigningKey.thumbprint(["kty": "OKP", "crv": "Ed25519", "x": Base64URL.encode(publicKey)])
-        case .es256:
-            return "es_" + SigningKey.thumbprint(["kty": "EC", "crv": "P-256", "x": Base64URL.encode(publicKey[0..<32]), "y": Base64URL.encode(publicKey[32..<64])])
-        case .hs256:
-            throw KeyEncryptionError("HS256 keys are secrets")
-        }
     }
 
     // MARK: Changing

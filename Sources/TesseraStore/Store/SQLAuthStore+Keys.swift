@@ -47,6 +47,11 @@ public struct OAuthClient: Sendable, Equatable {
     public var createdAt: Date
     public var removedAt: Date?
 
+    /// What it may do, in words: `introspect`, `revoke`, `feed`.
+    public var permissionNames: [String] {
+        [self.mayIntrospect ? "introspect" : nil, self.mayRevoke ? "revoke" : nil, self.mayFeed ? "feed" : nil].compactMap { $0 }
+    }
+
     public init(
         id: String, name: String, secretHash: String, mayIntrospect: Bool, mayRevoke: Bool, mayFeed: Bool, createdAt: Date, removedAt: Date? = nil
     ) {
@@ -203,10 +208,10 @@ extension SQLAuthStore {
         }
     }
 
-    /// Every client, removed ones included, oldest first.
-    public func clients() async throws -> [OAuthClient] {
+    /// The clients not removed, oldest first (a removed one's row stays, for the audit trail).
+    public func liveClients() async throws -> [OAuthClient] {
         try await self.database.read { db in
-            try await db.raw("SELECT * FROM oauth_clients ORDER BY created_at, id").all().map { try $0.oauthClient() }
+            try await db.raw("SELECT * FROM oauth_clients WHERE removed_at IS NULL ORDER BY created_at, id").all().map { try $0.oauthClient() }
         }
     }
 
