@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tessera", targets: ["tessera"]),
+        .library(name: "TesseraTokens", targets: ["TesseraTokens"]),
         .library(name: "TesseraCore", targets: ["TesseraCore"]),
         .library(name: "TesseraStore", targets: ["TesseraStore"]),
         .library(name: "TesseraServer", targets: ["TesseraServer"]),
@@ -34,8 +35,16 @@ let package = Package(
     ],
     targets: [
         .target(
+            name: "TesseraTokens",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TesseraCore",
             dependencies: [
+                "TesseraTokens",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -95,6 +104,7 @@ let package = Package(
         .testTarget(
             name: "TesseraCoreTests",
             dependencies: [
+                "TesseraTokens",
                 "TesseraCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),

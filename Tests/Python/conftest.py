@@ -65,17 +65,18 @@ def tessera_environment(jwt_secret, database_url=None, extra_env=None):
 
 
 class TesseraLaunch:
-    """A `tessera serve` started on 127.0.0.1 with `--port 0`, logging to `log_path`. Start several and then call
-    `wait_until_healthy()` on each to have them start at the same moment."""
+    """A `tessera serve` started on 127.0.0.1 with `--port 0` (or on `port`, for a restart where a client already
+    looks), logging to `log_path`. Start several and then call `wait_until_healthy()` on each to have them start at
+    the same moment."""
 
-    def __init__(self, database_url, env, log_path):
+    def __init__(self, database_url, env, log_path, port=0):
         require_binary()
         self.database_url = database_url
         self.env = env
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [BINARY, "serve", "--host", "127.0.0.1", "--port", "0", "--database", database_url],
+            [BINARY, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database_url],
             env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )
 

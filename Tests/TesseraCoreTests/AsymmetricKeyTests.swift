@@ -4,6 +4,7 @@ import JWTKit
 import Testing
 
 @testable import TesseraCore
+@testable import TesseraTokens
 
 /// EdDSA and ES256 tokens, the key ring, and the pins that keep one algorithm or key from passing for another.
 /// Each test names the attack it stops.
@@ -33,11 +34,11 @@ import Testing
         #expect(header == ["alg": algorithm.rawValue, "typ": "at+jwt", "kid": key.kid])
         // The kid names the algorithm and the key (RFC 7638), and never starts with "-" (an option on a command line).
         let jwk = try #require(key.publicJWK).filter { ["kty", "crv", "x", "y"].contains($0.key) }
-        #expect(key.kid == (algorithm == .edDSA ? "ed_" : "es_") + SigningKey.thumbprint(jwk))
+        #expect(key.kid == (algorithm == .edDSA ? "ed_" : "es_") + VerificationKey.thumbprint(jwk))
         let verified = try AccessTokenVerifier(key: key, settings: self.settings).verify(token, now: self.now)
         #expect(verified.keyId == key.kid)
         // The fast path recognises every header our signer writes, whatever order jwt-kit puts the members in.
-        #expect(key.canonicalHeaders.contains(Array(token.utf8.prefix { $0 != UInt8(ascii: ".") })))
+        #expect(key.verification.canonicalHeaders.contains(Array(token.utf8.prefix { $0 != UInt8(ascii: ".") })))
     }
 
     /// jwt-kit, verifying from the public JWK alone, accepts what we sign: what another service holding only the
@@ -166,8 +167,8 @@ import Testing
         let jwk = ["kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"]
         // Computed independently: sha256 of {"crv":"P-256","kty":"EC","x":"…","y":"…"}.
         let canonical = #"{"crv":"P-256","kty":"EC","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#
-        #expect(SigningKey.thumbprint(jwk) == Base64URL.encode(Array(SHA256.hash(data: Array(canonical.utf8)))))
+        #expect(VerificationKey.thumbprint(jwk) == Base64URL.encode(Array(SHA256.hash(data: Array(canonical.utf8)))))
         // RFC 8037 appendix A.3: the Ed25519 example key's thumbprint.
-        #expect(SigningKey.thumbprint(["kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"]) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k")
+        #expect(VerificationKey.thumbprint(["kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"]) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k")
     }
 }

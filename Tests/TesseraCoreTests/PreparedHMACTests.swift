@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import TesseraCore
+@testable import TesseraTokens
 
 /// The verify path's HMAC must be HMAC-SHA256 exactly: checked against swift-crypto's for keys shorter than,
 /// equal to and longer than a block, and messages of many lengths.

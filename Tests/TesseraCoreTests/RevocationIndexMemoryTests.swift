@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import TesseraCore
+@testable import TesseraTokens
 
 /// A user's cut-off leaves memory once no token or session issued before it can still be presented, and not before.
 @Suite struct RevocationIndexMemoryTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import TesseraCore
+@testable import TesseraTokens
 
 @Suite struct RevocationIndexTests {
     let now = Date(timeIntervalSince1970: 1_800_000_000)

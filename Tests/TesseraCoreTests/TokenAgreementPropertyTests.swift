@@ -4,6 +4,7 @@ import JWTKit
 import Testing
 
 @testable import TesseraCore
+@testable import TesseraTokens
 
 /// Property: for any payload a signer could produce, Tessera's verifier (the hand-written fast path, or
 /// `JSONDecoder` when it declines) and jwt-kit — a library no one here wrote — with the same pins agree on accept or

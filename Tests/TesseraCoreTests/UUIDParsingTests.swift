@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import TesseraCore
+@testable import TesseraTokens
 
 /// `UUID(parsing:)` replaces Foundation's parser on the verify path and the log read: it must accept and refuse
 /// exactly what `UUID(uuidString:)` does for the canonical 36-character form.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import TesseraCore
+@testable import TesseraTokens
 
 /// The cache answers for the HMAC and the parser: it must never answer for a token it was not given, and being full
 /// must not make every live token pay its verification again at once.

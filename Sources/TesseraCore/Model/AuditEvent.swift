@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// The audit event names of the API contract.
 public enum AuditEventName: String, Sendable, Codable, CaseIterable {

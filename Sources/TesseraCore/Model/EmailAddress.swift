@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// An account identifier: an email address checked and normalized by one rule, at every entry (API, pages, CLI,
 /// admin search), so that two addresses a person cannot tell apart are one account.

@@ -1,3 +1,5 @@
+import TesseraTokens
+
 /// Where a request came from, as recorded in sessions and audit rows.
 public struct RequestOrigin: Sendable, Equatable {
     public var ip: String?

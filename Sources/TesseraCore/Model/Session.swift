@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// One device's sign-in: what the sessions list shows and what a refresh token belongs to.
 public struct Session: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// An account as the rest of the system sees it (never with its password hash).
 public struct User: Sendable, Equatable, Codable {

@@ -1,3 +1,5 @@
+import TesseraTokens
+
 /// Where a follower stands in the revocation log, as the store that wrote it understands it.
 ///
 /// The position is opaque outside the store: on SQLite it is the last `seq` read (one writer, so `seq` order is

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// A page of accounts and the cursor of the next one.
 public struct UserPage: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TesseraTokens
 
 /// What RFC 7662 introspection says of a token that is active.
 public struct IntrospectedToken: Sendable, Equatable {

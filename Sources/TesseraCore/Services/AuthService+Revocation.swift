@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TesseraTokens
 
 /// Sign-out in all its forms, password changes and operator revocations: each one transaction in the store,
 /// then applied to the local index before returning (read-your-writes).

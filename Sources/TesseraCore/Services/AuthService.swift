@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TesseraTokens
 
 /// The account and session rules: registration, sign-in, refresh, and checking a bearer token.
 ///

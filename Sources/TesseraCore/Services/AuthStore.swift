@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// Durable storage for accounts, sessions, the revocation log and the audit trail.
 ///

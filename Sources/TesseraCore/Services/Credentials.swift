@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// The rules for emails and passwords at registration and password change.
 public enum Credentials {

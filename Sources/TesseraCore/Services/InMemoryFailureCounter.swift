@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TesseraTokens
 
 /// Failed sign-ins counted in this process's memory, bounded however many keys an attacker invents: each key keeps
 /// at most the latest failures it needs, and past `maximumKeys` the keys with no failure inside their window go.

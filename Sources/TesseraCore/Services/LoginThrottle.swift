@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// Slows online password guessing without letting anyone lock an owner out (OWASP Authentication Cheat Sheet,
 /// "Account lockout" and "device cookies").

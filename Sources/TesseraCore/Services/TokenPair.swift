@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// What a sign-in, refresh or re-key hands the client: an access token, its refresh token and who it is for.
 public struct TokenPair: Sendable {

@@ -3,6 +3,7 @@ import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
+import TesseraTokens
 #endif
 
 /// bcrypt, run on NIO's blocking thread pool so that neither the event loops nor Swift's cooperative pool stall.

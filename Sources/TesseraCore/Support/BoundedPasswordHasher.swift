@@ -1,4 +1,5 @@
 import Synchronization
+import TesseraTokens
 
 /// A password hasher with a bounded queue: at most `capacity` hashes in flight (running or waiting); one more is
 /// refused at once with ``AuthError/busy(retryAfterSeconds:)`` instead of joining a queue whose wait would outlast

@@ -1,3 +1,5 @@
+import TesseraTokens
+
 /// Hashes and checks passwords. Implementations must not block the caller's executor.
 public protocol PasswordHasher: Sendable {
     /// A salted hash of the password.

@@ -1,3 +1,5 @@
+import TesseraTokens
+
 /// The store cannot answer now: the database is locked by another process, unreachable, full or failing. Nothing
 /// was written; the request may be retried. The server answers 503 `database_unavailable` with `Retry-After`.
 public struct StoreUnavailable: Error, Sendable, Equatable, CustomStringConvertible {

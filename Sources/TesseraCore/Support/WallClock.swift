@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TesseraTokens
 
 /// Where the rules read the time from; tests pin it.
 public protocol WallClock: Sendable {

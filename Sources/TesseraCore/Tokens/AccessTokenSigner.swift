@@ -1,5 +1,6 @@
 import Foundation
 import JWTKit
+import TesseraTokens
 
 /// Issues access tokens with the ring's current key, header `typ: at+jwt` (RFC 9068) and `kid`.
 public struct AccessTokenSigner: Sendable {

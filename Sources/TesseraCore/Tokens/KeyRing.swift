@@ -1,10 +1,11 @@
 import Foundation
 import Synchronization
+import TesseraTokens
 
 /// The keys an instance signs and verifies access tokens with: the one current key that signs, and every key whose
 /// tokens may still be presented. The verifier reads it for a token it has not seen before; the key manager replaces
 /// it when a key is published, becomes current, retires or is revoked.
-public final class KeyRing: Sendable {
+public final class KeyRing: VerificationKeySource {
     public struct Contents: Sendable {
         /// The one algorithm accepted (`JWT_ALGORITHM`): a token whose header names another is refused unread.
         public var algorithm: SigningAlgorithm
@@ -16,6 +17,8 @@ public final class KeyRing: Sendable {
         /// without waiting to read the keys again.
         public var upcoming: SigningKey?
         public var upcomingFrom: Date?
+        /// `verifying` as the verifier reads it, made once.
+        public private(set) var verificationKeys: VerificationKeySet
 
         public init(current: SigningKey, verifying: [SigningKey] = [], upcoming: SigningKey? = nil, from: Date? = nil) {
             self.algorithm = current.algorithm
@@ -26,6 +29,7 @@ public final class KeyRing: Sendable {
                 self.upcomingFrom = from
                 if !self.verifying.contains(where: { $0.kid == upcoming.kid }) { self.verifying.append(upcoming) }
             }
+            self.verificationKeys = VerificationKeySet(algorithm: self.algorithm, keys: self.verifying.map(\.verification))
         }
 
         /// The key that signs at `now`: the current one, or the upcoming one once its time has come.
@@ -57,6 +61,11 @@ public final class KeyRing: Sendable {
     /// What the ring holds now.
     public var snapshot: Contents {
         self.contents.withLock { $0 }
+    }
+
+    /// The keys that verify now.
+    public var verificationKeys: VerificationKeySet {
+        self.contents.withLock { $0.verificationKeys }
     }
 
     /// Sets what ``reload()`` does: read the keys again from where they are kept.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TesseraTokens
 
 /// Opaque bearer secrets (refresh tokens): 256 random bits, shown once, stored only as their SHA-256.
 public enum OpaqueToken {

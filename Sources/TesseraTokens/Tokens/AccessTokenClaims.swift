@@ -1,11 +1,10 @@
 import Foundation
-import JWTKit
 
 /// The claims of a Tessera access token as they travel in the JWT.
 ///
 /// Times are whole seconds since 1970. Checks of time, issuer and audience are made by ``AccessTokenVerifier``
 /// against its own clock, not here.
-public struct AccessTokenClaims: JWTPayload, Equatable {
+public struct AccessTokenClaims: Codable, Sendable, Equatable {
     public var iss: String
     public var aud: String
     public var sub: String
@@ -33,8 +32,6 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
         self.epoch = epoch
         self.role = role
     }
-
-    public func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
 extension ParsedClaims {

@@ -21,20 +21,15 @@ public struct AccessTokenVerifier: Sendable {
         var crit: [String]?
     }
 
-    let keys: KeyRing
+    let keys: any VerificationKeySource
     let settings: TokenSettings
     let cache: VerifiedTokenCache?
 
     /// - Parameter cacheCapacity: how many verified tokens to remember (0 turns the cache off).
-    public init(keys: KeyRing, settings: TokenSettings, cacheCapacity: Int = 65_536) {
+    public init(keys: any VerificationKeySource, settings: TokenSettings, cacheCapacity: Int = 65_536) {
         self.keys = keys
         self.settings = settings
         self.cache = cacheCapacity > 0 ? VerifiedTokenCache(capacity: cacheCapacity) : nil
-    }
-
-    /// A verifier of one key.
-    public init(key: SigningKey, settings: TokenSettings, cacheCapacity: Int = 65_536) {
-        self.init(keys: KeyRing(key: key), settings: settings, cacheCapacity: cacheCapacity)
     }
 
     /// Verifies a token; throws ``AuthError/invalidToken(reason:)`` with a reason for the debug log.
@@ -67,9 +62,9 @@ public struct AccessTokenVerifier: Sendable {
         else { throw .invalidToken(reason: "not a signed JWT") }
 
         let header = UnsafeBufferPointer(rebasing: bytes[..<firstDot])
-        let ring = self.keys.snapshot
-        let key: SigningKey
-        if let known = ring.verifying.first(where: { $0.canonicalHeaders.contains(where: { header.elementsEqual($0) }) }) {
+        let ring = self.keys.verificationKeys
+        let key: VerificationKey
+        if let known = ring.keys.first(where: { $0.canonicalHeaders.contains(where: { header.elementsEqual($0) }) }) {
             key = known
         } else {
             let kid = try Self.checkHeader(header, algorithm: ring.algorithm)
