@@ -52,7 +52,9 @@ private func buildServices(on store: SQLAuthStore, configuration: Configuration,
     // A user's cut-off is kept while a token or session issued before it could still be presented.
     let cutoffLifetime = configuration.tokens.refreshTokenTTL + configuration.tokens.accessTokenTTL + Housekeeping.revocationGrace
     let index = RevocationIndex(stalenessBound: configuration.stalenessBound, cutoffLifetime: cutoffLifetime)
-    let follower = RevocationLogFollower(store: store, index: index, interval: configuration.followInterval, logger: logger)
+    let follower = RevocationLogFollower(
+        store: store, index: index, interval: configuration.followInterval, feed: RevocationFeed(batchInterval: configuration.feedBatchInterval), logger: logger
+    )
     // The whole log is applied before the first request is answered; it is read while the decoy password is hashed.
     async let caughtUp: (rows: Int, took: Duration)? = {
         guard loadRevocationLog else { return nil }
@@ -170,6 +172,7 @@ func addAPIRoutes(to router: Router<TesseraRequestContext>, services: TesseraSer
     let auth = services.auth
     HealthController(auth: auth).addRoutes(to: router)
     OAuthController(auth: auth, keys: services.keys, clients: services.clients, issuer: auth.settings.issuer).addRoutes(to: router)
+    RevocationFeedController(index: auth.index, feed: services.follower.feed, clients: services.clients).addRoutes(to: router)
     let api = router.group("api")
     let protectedAPI = router.group("api").add(middleware: AuthenticationMiddleware(auth: auth))
     AuthController(auth: auth, registrationOpen: registrationOpen).addRoutes(open: api.group("auth"), protected: protectedAPI.group("auth"))

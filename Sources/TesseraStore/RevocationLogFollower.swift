@@ -16,6 +16,8 @@ public struct RevocationLogFollower: Service {
     let interval: Duration
     let pruneEvery: Duration
     let logger: Logger
+    /// What followers of this instance are told (guarded services), fed by every read.
+    public let feed: RevocationFeed
     private let position: Position
     static let batchSize = 10_000
 
@@ -25,7 +27,11 @@ public struct RevocationLogFollower: Service {
         let doorbell = Doorbell()
     }
 
-    public init(store: any AuthStore, index: RevocationIndex, interval: Duration = .milliseconds(200), pruneEvery: Duration = .seconds(60), logger: Logger) {
+    public init(
+        store: any AuthStore, index: RevocationIndex, interval: Duration = .milliseconds(200), pruneEvery: Duration = .seconds(60),
+        feed: RevocationFeed = RevocationFeed(), logger: Logger
+    ) {
+        self.feed = feed
         self.store = store
         self.index = index
         self.interval = interval
@@ -60,14 +66,21 @@ public struct RevocationLogFollower: Service {
     }
 
     private func read(after cursor: RevocationLogCursor?) async throws -> Int {
-        let count = Atomic<Int>(0)
+        let read = Mutex<(count: Int, entries: [RevocationEntry])>((0, []))
         let index = self.index
+        // The whole log (at start) is not kept for the feed: a follower takes a snapshot of the index instead.
+        let keep = cursor != nil
         let next = try await self.store.readRevocationLog(after: cursor, pageSize: Self.batchSize) { page in
             index.applyFromLog(page, throughSeq: page.map(\.seq).max() ?? 0)
-            count.add(page.count, ordering: .relaxed)
+            read.withLock {
+                $0.count += page.count
+                if keep { $0.entries.append(contentsOf: page) }
+            }
         }
         self.position.cursor.withLock { $0 = next }
-        return count.load(ordering: .relaxed)
+        let (count, entries) = read.withLock { $0 }
+        if cursor == nil { self.feed.restart(at: next) } else { self.feed.record(entries, through: next) }
+        return count
     }
 
     /// Reads the whole log into a new table and swaps it in: nothing the old database said is kept.
@@ -79,6 +92,7 @@ public struct RevocationLogFollower: Service {
         let entries = collected.withLock { $0 }
         self.index.replace(with: entries)
         self.position.cursor.withLock { $0 = next }
+        self.feed.restart(at: next)
         return entries.count
     }
 

@@ -315,7 +315,7 @@ def time_to_refusal(guard, token, acknowledged, give_up_after=5.0):
 
 def assert_unavailable(response, what):
     assert response.status_code == 503, f"{what}: expected 503, got {describe(response)}"
-    assert problem_code(response) == "revocations_unavailable", f"{what}: {describe(response)}"
+    assert problem_code(response) == "revocation_index_stale", f"{what}: {describe(response)}"
     assert response.headers.get("Retry-After"), f"{what}: a 503 without Retry-After"
 
 
@@ -578,9 +578,12 @@ class HandWrittenFollower:
             key, cuts = row["jti"].lower(), self.tokens
         elif kind == "session":
             key, cuts = row["sessionId"].lower(), self.sessions
+        elif kind in ("subject", "global") and not isinstance(row.get("seq"), int):
+            self.errors.append(f"a {kind} row without seq (the contract gives it one everywhere): {row}")
+            return
         elif kind == "subject":
             user, seq = row["userId"].lower(), row["seq"]
-            if user not in self.subjects or self.subjects[user][0] < seq:  # the highest seq wins, even if lower
+            if user not in self.subjects or self.subjects[user][0] < seq:  # the highest seq wins, even if its cut is lower
                 self.subjects[user] = (seq, row["acceptedFromVersion"])
             self.first_seen.setdefault(("subject", user), received)
             return

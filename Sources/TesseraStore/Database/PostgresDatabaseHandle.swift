@@ -34,6 +34,8 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     private let followerRunning: Task<Void, Never>
     let logger: Logger
     private let notifier = Mutex<NotifierState>(NotifierState())
+    /// The follower's doorbell, rung after this instance commits revocations.
+    private let localWake = Mutex<(@Sendable () -> Void)?>(nil)
     /// How long any one read or transaction may take before it is answered 503 and abandoned.
     /// 3 s, or `TESSERA_DATABASE_TIMEOUT` (seconds, for a loaded test machine).
     public static let operationTimeout: Duration = {
@@ -183,6 +185,8 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     }
 
     public func announceRevocations() {
+        // This instance's follower reads its own writes at once too, so that the revocation feed carries them.
+        self.localWake.withLock { $0 }?()
         let start = self.notifier.withLock { state -> Bool in
             state.pending = true
             guard !state.sending else { return false }
@@ -219,6 +223,7 @@ public final class PostgresDatabaseHandle: SQLDatabaseHandle {
     static let notificationSpacing: Duration = .milliseconds(5)
 
     public func watchRevocations(wake: @escaping @Sendable () -> Void) async {
+        self.localWake.withLock { $0 = wake }
         var failing = false
         while !Task.isCancelled {
             do {

@@ -24,6 +24,8 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
     /// The follower's own connection, so that no slow read of a request can make the index stale.
     private let logReader: SQLiteConnection
     private let queue = Mutex<QueueState>(QueueState())
+    /// The follower's doorbell, rung after this process commits revocations.
+    private let localWake = Mutex<(@Sendable () -> Void)?>(nil)
     /// At most this many transactions share one commit, so that none waits long behind a large group.
     static let maximumGroupSize = 128
     /// How long a statement waits for a lock another process holds before the request is answered 503. Long enough
@@ -266,10 +268,15 @@ extension SQLiteDatabaseHandle {
     /// AUTOINCREMENT already continues after the highest explicit value inserted.
     public func continueNumbering(_ table: String, column: String, on db: any SQLDatabase) async throws {}
 
-    /// Nothing to announce to: other processes on the file poll.
-    public func announceRevocations() {}
+    /// Wakes this process's follower, so that the revocation feed carries a local write at once; other processes on
+    /// the file poll.
+    public func announceRevocations() {
+        self.localWake.withLock { $0 }?()
+    }
 
-    public func watchRevocations(wake: @escaping @Sendable () -> Void) async {}
+    public func watchRevocations(wake: @escaping @Sendable () -> Void) async {
+        self.localWake.withLock { $0 = wake }
+    }
 
     /// Streams the rows of one read straight from SQLiteNIO to `onRow`, on the database's thread, without SQLKit's
     /// per-column decoders: for the one bulk read, the revocation log at start, where those decoders cost seconds.

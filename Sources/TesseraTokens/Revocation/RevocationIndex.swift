@@ -161,9 +161,54 @@ public final class RevocationIndex: Sendable {
         self.state.withLock { $0.lastAppliedSeq }
     }
 
-    /// Records that the log was read successfully just now.
+    /// Records that the log was read successfully at `instant` (just now, by default). Never moves back: a guarded
+    /// service marks the moment its source's index was current, which an earlier answer may put later.
     public func markSynced(at instant: ContinuousClock.Instant = .now) {
-        self.state.withLock { $0.lastSyncedAt = instant }
+        self.state.withLock { state in
+            if let synced = state.lastSyncedAt, synced >= instant { return }
+            state.lastSyncedAt = instant
+        }
+    }
+
+    /// How long ago the index last heard from the log; nil if it never has.
+    public func age(at instant: ContinuousClock.Instant = .now) -> Duration? {
+        self.state.withLock { state in state.lastSyncedAt.map { $0.duration(to: instant) } }
+    }
+
+    /// Forgets whether it has heard from the log: checks fail closed until ``markSynced(at:)`` (a guarded service
+    /// that met a row it cannot read).
+    public func markUnsynced() {
+        self.state.withLock { $0.lastSyncedAt = nil }
+    }
+
+    /// Every cut the index holds, as log rows: what a new follower of this instance needs (the revocation feed's
+    /// snapshot). Token and session rows carry their `until`; user and global rows the `seq` that set them; no row
+    /// carries its actor or reason. Rows of tokens that can no longer be valid have been pruned or are harmless.
+    public func liveEntries(now: Date = Date()) -> [RevocationEntry] {
+        let lifetime = self.cutoffLifetime?.timeInterval
+        return self.state.withLock { state in
+            var entries: [RevocationEntry] = []
+            entries.reserveCapacity(state.tokens.count + state.sessions.count + state.subjects.count + state.keys.count + 1)
+            for (jti, second) in state.tokens.keptUntil {
+                entries.append(RevocationEntry(seq: 0, kind: .token(jti: jti, until: Date(timeIntervalSince1970: TimeInterval(second))), revokedAt: now, actorId: nil, reason: nil))
+            }
+            for (id, second) in state.sessions.keptUntil {
+                entries.append(RevocationEntry(seq: 0, kind: .session(id: id, until: Date(timeIntervalSince1970: TimeInterval(second))), revokedAt: now, actorId: nil, reason: nil))
+            }
+            for (userId, cutoff) in state.subjects {
+                // The time it was written, as far as pruning needs it: when it stops mattering, less its lifetime.
+                let forgetAt = state.subjectExpiry.keptUntil[userId]
+                let revokedAt = forgetAt.flatMap { second in lifetime.map { Date(timeIntervalSince1970: TimeInterval(second) - $0) } } ?? now
+                entries.append(RevocationEntry(seq: cutoff.seq, kind: .subject(userId: userId, acceptedFromVersion: cutoff.value), revokedAt: revokedAt, actorId: nil, reason: nil))
+            }
+            if state.global.value > 0 {
+                entries.append(RevocationEntry(seq: state.global.seq, kind: .global(epoch: state.global.value), revokedAt: now, actorId: nil, reason: nil))
+            }
+            for kid in state.keys.sorted() {
+                entries.append(RevocationEntry(seq: 0, kind: .key(kid: kid), revokedAt: now, actorId: nil, reason: nil))
+            }
+            return entries
+        }
     }
 
     /// Whether the index has heard from the log within the staleness bound; if not, checks must fail closed.

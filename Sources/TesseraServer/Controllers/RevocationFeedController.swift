@@ -1,0 +1,164 @@
+import Foundation
+import Hummingbird
+import TesseraCore
+import TesseraStore
+
+/// The revocation feed (docs/GUARD.md): what a guarded service follows to enforce Tessera's revocations locally.
+/// `GET /api/revocations/snapshot` gives every live cut and the cursor to continue from; `GET
+/// /api/revocations/changes?cursor=&wait=` the rows past a cursor, long-polled. Both answer a registered client with
+/// the feed permission (HTTP Basic), from memory: the follower's reads and the index, never the database.
+struct RevocationFeedController {
+    typealias Context = TesseraRequestContext
+    let index: RevocationIndex
+    let feed: RevocationFeed
+    let clients: ClientRegistry
+
+    /// The longest long poll: beyond this, proxies and load balancers start cutting connections.
+    static let longestWait: Duration = .seconds(30)
+
+    func addRoutes(to router: Router<Context>) {
+        let group = router.group("api/revocations")
+        group.get("snapshot", use: self.snapshot)
+        group.get("changes", use: self.changes)
+    }
+
+    @Sendable func snapshot(request: Request, context: Context) async throws -> Response {
+        try await self.authenticate(request)
+        // The cursor first, then the index: the index holds at least every row before the cursor (rows after it are
+        // sent again by the next change, harmlessly).
+        guard let cursor = self.feed.latest else { throw AuthError.revocationIndexStale }
+        let entries = self.index.liveEntries()
+        return try self.answer(FeedAnswer(cursor: FeedCursor.encode(cursor), indexAgeMs: try self.indexAgeMs(), entries: entries.map(FeedRow.init)))
+    }
+
+    @Sendable func changes(request: Request, context: Context) async throws -> Response {
+        try await self.authenticate(request)
+        guard let text = request.uri.queryParameters["cursor"].map(String.init), !text.isEmpty else {
+            throw ProblemError(.badRequest, code: "invalid_cursor", detail: "Give the cursor of a snapshot or of the previous answer.")
+        }
+        let wait = try Self.wait(request.uri.queryParameters["wait"].map(String.init))
+        guard let cursor = FeedCursor.decode(text) else { throw Self.gone }
+        switch await self.feed.changes(after: cursor, wait: wait) {
+        case .gone:
+            throw Self.gone
+        case .unavailable:
+            throw AuthError.revocationIndexStale
+        case .changes(let changes):
+            return try self.answer(
+                FeedAnswer(cursor: FeedCursor.encode(changes.cursor), indexAgeMs: try self.indexAgeMs(), entries: changes.entries.map(FeedRow.init))
+            )
+        }
+    }
+
+    static let gone = ProblemError(
+        .gone, code: "cursor_gone",
+        detail: "This cursor is unknown here (from another database, older than the rows kept, or malformed): take a snapshot and continue from its cursor."
+    )
+
+    /// How old this instance's view is: a follower can never be fresher than its source. A stale index answers 503.
+    private func indexAgeMs() throws -> Int {
+        guard self.index.isCurrent(), let age = self.index.age() else { throw AuthError.revocationIndexStale }
+        return Int(age.components.seconds * 1000 + age.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    private func authenticate(_ request: Request) async throws {
+        let challenge: HTTPFields = [.wwwAuthenticate: "Basic realm=\"tessera\""]
+        let unauthorized = ProblemError(.unauthorized, code: "invalid_client", detail: "Authenticate as a registered client (HTTP Basic).", headers: challenge)
+        guard let header = request.headers[.authorization], header.count > 6, header.prefix(6).lowercased() == "basic ",
+            let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":"),
+            let id = FormFields.decode(text[..<colon]), let secret = FormFields.decode(text[text.index(after: colon)...])
+        else { throw unauthorized }
+        guard let client = try await self.clients.authenticate(id: id, secret: secret) else { throw unauthorized }
+        guard client.mayFeed else {
+            throw ProblemError(.forbidden, code: "forbidden", detail: "This client may not follow the revocation feed (tessera clients add NAME --feed).")
+        }
+    }
+
+    /// `wait`: `500ms`, `2s` or a number of seconds, at most 30 s; none is 0 (answer at once).
+    static func wait(_ text: String?) throws -> Duration {
+        guard let text, !text.isEmpty else { return .zero }
+        let invalid = ProblemError(.badRequest, code: "invalid_wait", detail: "wait is a duration such as 500ms or 2s, at most 30s.")
+        let milliseconds: Double
+        if text.hasSuffix("ms"), let value = Double(text.dropLast(2)) {
+            milliseconds = value
+        } else if let value = Double(text.hasSuffix("s") ? String(text.dropLast()) : text) {
+            milliseconds = value * 1000
+        } else {
+            throw invalid
+        }
+        guard milliseconds.isFinite, milliseconds >= 0, milliseconds <= 30_000 else { throw invalid }
+        return .milliseconds(Int64(milliseconds))
+    }
+
+    private func answer(_ body: FeedAnswer) throws -> Response {
+        let data = try Self.encoder.encode(body)
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+}
+
+/// A feed cursor as followers see it: opaque (base64url of the database's name for the position).
+enum FeedCursor {
+    static func encode(_ cursor: RevocationLogCursor) -> String {
+        Base64URL.encode(Array("1~\(cursor.cluster)~\(cursor.position)".utf8))
+    }
+
+    static func decode(_ text: String) -> RevocationLogCursor? {
+        guard text.utf8.count <= 4096, let bytes = Base64URL.decode(Substring(text)), let decoded = String(data: bytes, encoding: .utf8) else { return nil }
+        let parts = decoded.split(separator: "~", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "1", !parts[1].isEmpty, !parts[2].isEmpty else { return nil }
+        return RevocationLogCursor(cluster: String(parts[1]), position: String(parts[2]))
+    }
+}
+
+struct FeedAnswer: Encodable {
+    var cursor: String
+    var indexAgeMs: Int
+    var entries: [FeedRow]
+}
+
+/// One row of the log as the feed gives it: the same form on every instance, ids in lower case as in tokens, without
+/// its actor or reason.
+struct FeedRow: Encodable {
+    var kind: String
+    var seq: Int64?
+    var revokedAt: Date?
+    var jti: String?
+    var sessionId: String?
+    var userId: String?
+    var until: Date?
+    var acceptedFromVersion: Int64?
+    var epoch: Int64?
+    var kid: String?
+
+    init(_ entry: RevocationEntry) {
+        self.kind = entry.kind.name
+        // Rows of a snapshot come from the index, which keeps no `seq` or time for single cuts.
+        self.seq = entry.seq > 0 ? entry.seq : nil
+        self.revokedAt = entry.seq > 0 ? entry.revokedAt : nil
+        switch entry.kind {
+        case .token(let jti, let until):
+            self.jti = jti.uuidString.lowercased()
+            self.until = until
+        case .session(let id, let until):
+            self.sessionId = id.uuidString.lowercased()
+            self.until = until
+        case .subject(let userId, let acceptedFromVersion):
+            self.userId = userId.uuidString.lowercased()
+            self.acceptedFromVersion = acceptedFromVersion
+        case .global(let epoch):
+            self.epoch = epoch
+        case .key(let kid):
+            self.kid = kid
+        }
+    }
+}
