@@ -158,6 +158,8 @@ let package = Package(
                 "TesseraCore",
                 "TesseraStore",
                 "TesseraServer",
+                "TesseraGuard",
+                "TesseraGuardHummingbird",
                 "tessera",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -14,9 +14,12 @@ enum TestApp {
 
     /// - Parameter admins: accounts created with the admin role (password `admin password`) before the app starts,
     ///   as `tessera users add --admin` does.
+    /// - Parameter seed: writes what the test needs into the database before the app starts (clients, for example).
+    /// - Parameter live: a real HTTP server on a loopback port (`client.port`), for clients that make their own
+    ///   connections, such as a guard.
     static func run(
-        logger: Logger? = nil, admins: [String] = [], _ configure: (inout Configuration) -> Void = { _ in },
-        _ test: @Sendable (any TestClientProtocol) async throws -> Void
+        logger: Logger? = nil, admins: [String] = [], live: Bool = false, _ configure: (inout Configuration) -> Void = { _ in },
+        seed: (TesseraServices) async throws -> Void = { _ in }, _ test: @Sendable (any TestClientProtocol) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-routes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -26,17 +29,16 @@ enum TestApp {
             logLevel: .warning
         )
         configure(&configuration)
-        if !admins.isEmpty {
-            var quiet = Logger(label: "tessera.test")
-            quiet.logLevel = .critical
-            let services = try await buildServices(configuration: configuration, logger: quiet)
-            for email in admins {
-                _ = try await services.auth.register(email: email, password: "admin password", role: .admin, origin: .commandLine)
-            }
-            await services.close()
+        var quiet = Logger(label: "tessera.test")
+        quiet.logLevel = .critical
+        let services = try await buildServices(configuration: configuration, logger: quiet)
+        for email in admins {
+            _ = try await services.auth.register(email: email, password: "admin password", role: .admin, origin: .commandLine)
         }
+        try await seed(services)
+        await services.close()
         let app = try await buildApplication(configuration: configuration, logger: logger)
-        try await app.test(.router, test)
+        try await app.test(live ? .live : .router, test)
     }
 }
 

@@ -6,13 +6,17 @@ extension RevocationLogCursor {
     ///
     /// SQLite: positions are `seq` values (one writer: `seq` order is commit order). PostgreSQL: positions are
     /// snapshots `xmin:xmax:xip,…`; a transaction is seen by one when it is below `xmax` and not in `xip`, so `self`
-    /// is within `other` when `other.xmax` is no lower and each transaction `other` still saw running below
-    /// `self.xmax` was running in `self` too.
+    /// is within `other` when each transaction `self` sees is below `other.xmax` (those from `other.xmax` up were
+    /// running in `self`) and none of them was running in `other`.
     public func isWithin(_ other: RevocationLogCursor) -> Bool {
         guard self.cluster == other.cluster else { return false }
         if let mine = Int64(self.position), let theirs = Int64(other.position) { return mine <= theirs }
         guard let mine = Snapshot(self.position), let theirs = Snapshot(other.position) else { return false }
-        guard mine.xmax <= theirs.xmax else { return false }
+        if mine.xmax > theirs.xmax {
+            let unseenAbove = mine.xmax - max(theirs.xmax, mine.xmin)
+            guard theirs.xmax >= mine.xmin, unseenAbove <= UInt64(mine.running.count) else { return false }
+            guard (theirs.xmax..<mine.xmax).allSatisfy({ mine.running.contains($0) }) else { return false }
+        }
         return theirs.running.allSatisfy { $0 >= mine.xmax || mine.running.contains($0) }
     }
 
