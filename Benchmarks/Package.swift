@@ -24,6 +24,7 @@ let package = Package(
                 .product(name: "TesseraCore", package: tessera),
                 .product(name: "TesseraStore", package: tessera),
                 .product(name: "TesseraServer", package: tessera),
+                .product(name: "TesseraGuard", package: tessera),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

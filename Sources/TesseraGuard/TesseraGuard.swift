@@ -73,6 +73,14 @@ public final class TesseraGuard: Sendable {
         }
     }
 
+    /// Installs keys without reading a JWKS, for benchmarks and tests of the check alone.
+    @_spi(Testing) public func install(keys: [VerificationKey], algorithm: SigningAlgorithm) throws {
+        let document = JWKS(keys: keys.compactMap { $0.publicJWK }.map { jwk in
+            JWKS.Key(kty: jwk["kty"], crv: jwk["crv"], x: jwk["x"], y: jwk["y"], kid: jwk["kid"], alg: jwk["alg"], use: jwk["use"])
+        })
+        try self.keys.replace(withJWKS: document, pinned: algorithm)
+    }
+
     /// Whether the guard has heard from Tessera within its bound (for a readiness check).
     public var isCurrent: Bool { self.index.isCurrent() }
 
@@ -125,6 +133,8 @@ public final class TesseraGuard: Sendable {
         var cursor: String?
         var backoff = Backoff()
         var failing = false
+        var lastSnapshot: ContinuousClock.Instant?
+        var lastPrune = ContinuousClock.now
         // The keys first: until they are read no token can be checked, and the guard is not yet current.
         while !self.keys.isLoaded, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
         while !Task.isCancelled {
@@ -132,6 +142,10 @@ public final class TesseraGuard: Sendable {
                 if let current = cursor {
                     cursor = try await self.readChanges(after: current)
                 } else {
+                    // A cursor that keeps going (a misbehaving proxy, a cursor too long to send) must not turn into a
+                    // stream of snapshots: at most one a second.
+                    if let last = lastSnapshot, last.duration(to: .now) < .seconds(1) { try? await Task.sleep(until: last + .seconds(1)) }
+                    lastSnapshot = .now
                     cursor = try await self.readSnapshot()
                 }
                 backoff.reset()
@@ -140,12 +154,24 @@ public final class TesseraGuard: Sendable {
             } catch GuardError.cursorGone {
                 self.logger.info("the feed cursor is gone (Tessera's database was replaced, or this guard fell far behind): taking a snapshot")
                 cursor = nil
+            } catch GuardError.unknownRowKind(let kind) {
+                // A cut this guard cannot read would be a cut it does not enforce: refuse everything until upgraded.
+                self.index.markUnsynced()
+                self.logger.critical("the feed sent a row this guard cannot enforce: upgrade it; every check answers unavailable", metadata: ["kind": "\(kind)"])
+                return
             } catch {
                 if Task.isCancelled { return }
                 if !failing { self.logger.error("cannot follow Tessera's revocations; failing closed once the bound passes", metadata: ["error": "\(error)"]) }
                 failing = true
-                if case GuardError.unknownRowKind = error { cursor = nil }
+                switch error {
+                case GuardError.malformedRow, GuardError.status(400, _), is DecodingError: cursor = nil
+                default: break
+                }
                 try? await Task.sleep(for: backoff.next())
+            }
+            if lastPrune.duration(to: .now) >= .seconds(60) {
+                self.index.prune()
+                lastPrune = .now
             }
         }
     }
@@ -153,12 +179,12 @@ public final class TesseraGuard: Sendable {
     /// Takes a snapshot and replaces what the guard knows with it; returns the cursor to continue from.
     private func readSnapshot() async throws -> String {
         let sent = ContinuousClock.now
-        let (body, _) = try await self.get("/api/revocations/snapshot", timeout: .seconds(60), authenticated: true)
-        let received = ContinuousClock.now
+        let (body, _) = try await self.get("/api/revocations/snapshot", timeout: .seconds(30), authenticated: true)
         let answer = try FeedAnswer.decoder.decode(FeedAnswer.self, from: body)
         let entries = try answer.entries.map { try $0.entry() }
         self.index.replace(with: entries)
-        self.markSynced(answer, sent: sent, received: received)
+        // A snapshot may be large and slow to send: counted from when it was asked for, not from when it arrived.
+        self.index.markSynced(at: sent - .milliseconds(max(answer.indexAgeMs, 0)))
         self.logger.info("took a snapshot of Tessera's revocations", metadata: ["rows": "\(entries.count)"])
         return answer.cursor
     }
@@ -169,8 +195,7 @@ public final class TesseraGuard: Sendable {
         let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
         var query = URLComponents()
         query.queryItems = [URLQueryItem(name: "cursor", value: cursor), URLQueryItem(name: "wait", value: "\(milliseconds)ms")]
-        let sent = ContinuousClock.now
-        let (body, _) = try await self.get("/api/revocations/changes?" + (query.percentEncodedQuery ?? ""), timeout: wait + .seconds(10), authenticated: true)
+        let (body, _) = try await self.get("/api/revocations/changes?" + (query.percentEncodedQuery ?? ""), timeout: wait + .seconds(3), authenticated: true)
         let received = ContinuousClock.now
         let answer = try FeedAnswer.decoder.decode(FeedAnswer.self, from: body)
         let entries = try answer.entries.map { try $0.entry() }
@@ -178,13 +203,10 @@ public final class TesseraGuard: Sendable {
             self.index.apply(entries)
             self.logger.debug("applied revocations", metadata: ["rows": "\(entries.count)"])
         }
-        self.markSynced(answer, sent: sent, received: received)
-        return answer.cursor
-    }
-
-    /// The answer was current `indexAgeMs` before it arrived: the guard is never fresher than the instance it read.
-    private func markSynced(_ answer: FeedAnswer, sent: ContinuousClock.Instant, received: ContinuousClock.Instant) {
+        // The answer was current `indexAgeMs` before it arrived (measured by the instance as it wrote the answer): the
+        // guard is never fresher than the instance it read. Only the answer's trip back is not counted.
         self.index.markSynced(at: received - .milliseconds(max(answer.indexAgeMs, 0)))
+        return answer.cursor
     }
 
     // MARK: HTTP

@@ -20,6 +20,8 @@ public struct RevocationLogFollower: Service {
     public let feed: RevocationFeed
     private let position: Position
     static let batchSize = 10_000
+    /// The least time between two reads started by the doorbell.
+    static let minimumSpacing: Duration = .milliseconds(10)
 
     /// Where the follower stands, shared by its copies (the server's and its service's).
     final class Position: Sendable {
@@ -47,17 +49,20 @@ public struct RevocationLogFollower: Service {
     @discardableResult
     public func catchUp() async throws -> Int {
         let cursor = self.cursor
+        // What a read finds was current when it began: freshness counts from then, not from when it ended.
+        let started = ContinuousClock.now
         do {
-            let read = try await self.read(after: cursor)
-            self.index.markSynced()
+            let read = try await self.read(after: cursor, startedAt: started)
+            self.index.markSynced(at: started)
             return read
         } catch let invalid as RevocationLogCursorInvalid {
             self.logger.warning(
                 "the database is not the one the index was read from (restored or failed over): reading the whole revocation log again",
                 metadata: ["was": "\(invalid.expectedCluster)", "now": "\(invalid.foundCluster)"]
             )
-            let read = try await self.reload()
-            self.index.markSynced()
+            let reloadStarted = ContinuousClock.now
+            let read = try await self.reload(startedAt: reloadStarted)
+            self.index.markSynced(at: reloadStarted)
             // Revocations this instance applied while the whole log was being read are in the database but not in
             // the snapshot the reload read: read past it at once rather than at the next tick.
             self.wake()
@@ -65,7 +70,7 @@ public struct RevocationLogFollower: Service {
         }
     }
 
-    private func read(after cursor: RevocationLogCursor?) async throws -> Int {
+    private func read(after cursor: RevocationLogCursor?, startedAt: ContinuousClock.Instant) async throws -> Int {
         let read = Mutex<(count: Int, entries: [RevocationEntry])>((0, []))
         let index = self.index
         // The whole log (at start) is not kept for the feed: a follower takes a snapshot of the index instead.
@@ -79,12 +84,12 @@ public struct RevocationLogFollower: Service {
         }
         self.position.cursor.withLock { $0 = next }
         let (count, entries) = read.withLock { $0 }
-        if cursor == nil { self.feed.restart(at: next) } else { self.feed.record(entries, through: next) }
+        if cursor == nil { self.feed.restart(at: next, readAt: startedAt) } else { self.feed.record(entries, through: next, readAt: startedAt) }
         return count
     }
 
     /// Reads the whole log into a new table and swaps it in: nothing the old database said is kept.
-    private func reload() async throws -> Int {
+    private func reload(startedAt: ContinuousClock.Instant) async throws -> Int {
         let collected = Mutex<[RevocationEntry]>([])
         let next = try await self.store.readRevocationLog(after: nil, pageSize: Self.batchSize) { page in
             collected.withLock { $0.append(contentsOf: page) }
@@ -92,7 +97,7 @@ public struct RevocationLogFollower: Service {
         let entries = collected.withLock { $0 }
         self.index.replace(with: entries)
         self.position.cursor.withLock { $0 = next }
-        self.feed.restart(at: next)
+        self.feed.restart(at: next, readAt: startedAt)
         return entries.count
     }
 
@@ -137,7 +142,12 @@ public struct RevocationLogFollower: Service {
                 sincePrune = .now
             }
             do {
+                let readStarted = ContinuousClock.now
                 try await cancelWhenGracefulShutdown { try await self.position.doorbell.wait(upTo: self.interval) }
+                // Rung by every commit of this instance (so that the feed carries it at once): under a stream of
+                // writes, at most one read per spacing.
+                let since = readStarted.duration(to: .now)
+                if since < Self.minimumSpacing { try await Task.sleep(for: Self.minimumSpacing - since) }
             } catch {
                 return
             }

@@ -92,12 +92,21 @@ import TesseraCore
 
     /// A follower that moves from an instance that has read further keeps its own cursor (it must not be sent back
     /// and lose rows), and is sent nothing it has already seen as new.
-    @Test func aCursorFromAFresherInstanceIsKept() async throws {
+    @Test func aCursorFromAFresherInstanceOfASharedDatabaseIsKept() async throws {
+        func postgres(_ xmax: Int) -> RevocationLogCursor { RevocationLogCursor(cluster: "7311.1.1700000000.16384.boot", position: "\(xmax):\(xmax):") }
         let feed = RevocationFeed(batchInterval: .milliseconds(10))
-        feed.restart(at: Self.sqlite(0))
-        feed.record([Self.entry(1)], through: Self.sqlite(1))
-        guard case .changes(let answer) = await feed.changes(after: Self.sqlite(5), wait: .zero) else { throw FeedTestFailure("gone") }
-        #expect(answer.entries.isEmpty && answer.cursor == Self.sqlite(5))
+        feed.restart(at: postgres(10))
+        feed.record([Self.entry(1)], through: postgres(11))
+        guard case .changes(let answer) = await feed.changes(after: postgres(15), wait: .zero) else { throw FeedTestFailure("gone") }
+        #expect(answer.entries.isEmpty && answer.cursor == postgres(15))
+    }
+
+    /// On SQLite one instance hands out every cursor: one ahead of it is from the file before it was restored, and
+    /// taking it would skip the rows the restored file numbers again.
+    @Test func aSQLiteCursorAheadOfTheInstanceIsGone() async throws {
+        let feed = RevocationFeed(batchInterval: .milliseconds(10))
+        feed.restart(at: Self.sqlite(300))
+        guard case .gone = await feed.changes(after: Self.sqlite(500), wait: .zero) else { throw FeedTestFailure("a cursor from before a restore was kept") }
     }
 
     /// The PostgreSQL order of positions against what it must mean: every transaction one snapshot sees as finished,

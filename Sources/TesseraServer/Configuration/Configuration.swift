@@ -204,6 +204,12 @@ public struct Configuration: Sendable {
     /// Parses `900`, `45s`, `15m`, `1h`, `30d` into a duration.
     public static func parseDuration(_ text: String, name: String) throws -> Duration {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if trimmed.hasSuffix("ms") {
+            guard let amount = Int64(trimmed.dropLast(2)), amount > 0, amount <= 86_400_000 else {
+                throw ConfigurationError("\(name) must be a positive duration such as 100ms, 2s or 15m, not '\(text)'")
+            }
+            return .milliseconds(amount)
+        }
         let units: [(String, Int64)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         var multiplier: Int64 = 1
         var digits = Substring(trimmed)

@@ -27,8 +27,7 @@ struct RevocationFeedController {
         // The cursor first, then the index: the index holds at least every row before the cursor (rows after it are
         // sent again by the next change, harmlessly).
         guard let cursor = self.feed.latest else { throw AuthError.revocationIndexStale }
-        let entries = self.index.liveEntries()
-        return try self.answer(FeedAnswer(cursor: FeedCursor.encode(cursor), indexAgeMs: try self.indexAgeMs(), entries: entries.map(FeedRow.init)))
+        return try self.answer(cursor: cursor, entries: self.index.liveEntries())
     }
 
     @Sendable func changes(request: Request, context: Context) async throws -> Response {
@@ -44,9 +43,7 @@ struct RevocationFeedController {
         case .unavailable:
             throw AuthError.revocationIndexStale
         case .changes(let changes):
-            return try self.answer(
-                FeedAnswer(cursor: FeedCursor.encode(changes.cursor), indexAgeMs: try self.indexAgeMs(), entries: changes.entries.map(FeedRow.init))
-            )
+            return try self.answer(cursor: changes.cursor, entries: changes.entries)
         }
     }
 
@@ -55,9 +52,10 @@ struct RevocationFeedController {
         detail: "This cursor is unknown here (from another database, older than the rows kept, or malformed): take a snapshot and continue from its cursor."
     )
 
-    /// How old this instance's view is: a follower can never be fresher than its source. A stale index answers 503.
+    /// How old what the feed publishes is, taken after the answer was encoded (a large snapshot takes a while): a
+    /// follower can never be fresher than its source. A stale index answers 503.
     private func indexAgeMs() throws -> Int {
-        guard self.index.isCurrent(), let age = self.index.age() else { throw AuthError.revocationIndexStale }
+        guard self.index.isCurrent(), let age = self.feed.age(), age <= self.index.stalenessBound else { throw AuthError.revocationIndexStale }
         return Int(age.components.seconds * 1000 + age.components.attoseconds / 1_000_000_000_000_000)
     }
 
@@ -79,20 +77,23 @@ struct RevocationFeedController {
     static func wait(_ text: String?) throws -> Duration {
         guard let text, !text.isEmpty else { return .zero }
         let invalid = ProblemError(.badRequest, code: "invalid_wait", detail: "wait is a duration such as 500ms or 2s, at most 30s.")
-        let milliseconds: Double
-        if text.hasSuffix("ms"), let value = Double(text.dropLast(2)) {
-            milliseconds = value
-        } else if let value = Double(text.hasSuffix("s") ? String(text.dropLast()) : text) {
-            milliseconds = value * 1000
-        } else {
-            throw invalid
-        }
-        guard milliseconds.isFinite, milliseconds >= 0, milliseconds <= 30_000 else { throw invalid }
+        let number = text.hasSuffix("ms") ? text.dropLast(2) : text.hasSuffix("s") ? text.dropLast() : Substring(text)
+        // Digits and at most one point: no exponents, hexadecimal, signs or infinities.
+        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), number.filter({ $0 == "." }).count <= 1,
+            let value = Double(number)
+        else { throw invalid }
+        let milliseconds = text.hasSuffix("ms") ? value : value * 1000
+        guard milliseconds.isFinite, milliseconds >= 0, milliseconds <= Double(Self.longestWait.components.seconds * 1000) else { throw invalid }
         return .milliseconds(Int64(milliseconds))
     }
 
-    private func answer(_ body: FeedAnswer) throws -> Response {
-        let data = try Self.encoder.encode(body)
+    /// `{"cursor", "entries", "indexAgeMs"}`, the age measured once the rows are encoded.
+    private func answer(cursor: RevocationLogCursor, entries: [RevocationEntry]) throws -> Response {
+        var data = Data(#"{"cursor":"#.utf8)
+        data.append(try Self.encoder.encode(FeedCursor.encode(cursor)))
+        data.append(Data(#","entries":"#.utf8))
+        data.append(try Self.encoder.encode(entries.map(FeedRow.init)))
+        data.append(Data(#","indexAgeMs":\#(try self.indexAgeMs())}"#.utf8))
         return Response(
             status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data))
         )
@@ -108,22 +109,19 @@ struct RevocationFeedController {
 
 /// A feed cursor as followers see it: opaque (base64url of the database's name for the position).
 enum FeedCursor {
+    /// A PostgreSQL cursor lists the transactions running anywhere in the cluster; 32 KiB holds a few thousand.
+    static let longestCursor = 32_768
+
     static func encode(_ cursor: RevocationLogCursor) -> String {
         Base64URL.encode(Array("1~\(cursor.cluster)~\(cursor.position)".utf8))
     }
 
     static func decode(_ text: String) -> RevocationLogCursor? {
-        guard text.utf8.count <= 4096, let bytes = Base64URL.decode(Substring(text)), let decoded = String(data: bytes, encoding: .utf8) else { return nil }
+        guard text.utf8.count <= Self.longestCursor, let bytes = Base64URL.decode(Substring(text)), let decoded = String(data: bytes, encoding: .utf8) else { return nil }
         let parts = decoded.split(separator: "~", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "1", !parts[1].isEmpty, !parts[2].isEmpty else { return nil }
         return RevocationLogCursor(cluster: String(parts[1]), position: String(parts[2]))
     }
-}
-
-struct FeedAnswer: Encodable {
-    var cursor: String
-    var indexAgeMs: Int
-    var entries: [FeedRow]
 }
 
 /// One row of the log as the feed gives it: the same form on every instance, ids in lower case as in tokens, without

@@ -24,6 +24,8 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
     /// The follower's own connection, so that no slow read of a request can make the index stale.
     private let logReader: SQLiteConnection
     private let queue = Mutex<QueueState>(QueueState())
+    /// This file's name in cursors, once read.
+    private let identity = Mutex<String?>(nil)
     /// The follower's doorbell, rung after this process commits revocations.
     private let localWake = Mutex<(@Sendable () -> Void)?>(nil)
     /// At most this many transactions share one commit, so that none waits long behind a large group.
@@ -233,10 +235,11 @@ extension SQLiteDatabaseHandle {
     public func readRevocationLog(
         after cursor: RevocationLogCursor?, pageSize: Int, onPage: @escaping @Sendable ([RevocationEntry]) throws -> Void
     ) async throws -> RevocationLogCursor {
+        let cluster = try await self.cluster()
         var last: Int64 = 0
         if let cursor {
-            guard cursor.cluster == Self.cluster, let seq = Int64(cursor.position) else {
-                throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: Self.cluster)
+            guard cursor.cluster == cluster, let seq = Int64(cursor.position) else {
+                throw RevocationLogCursorInvalid(expectedCluster: cursor.cluster, foundCluster: cluster)
             }
             last = seq
         }
@@ -246,12 +249,21 @@ extension SQLiteDatabaseHandle {
                 try onPage(rows)
                 last = rows[rows.count - 1].seq
             }
-            if rows.count < pageSize { return RevocationLogCursor(cluster: Self.cluster, position: String(last)) }
+            if rows.count < pageSize { return RevocationLogCursor(cluster: cluster, position: String(last)) }
         }
     }
 
-    /// The name of the only kind of database a SQLite cursor can belong to.
-    static let cluster = "sqlite"
+    /// What a SQLite cursor belongs to: `sqlite.` and this file's random name (``Migrations/databaseIdentity``),
+    /// read once.
+    func cluster() async throws -> String {
+        if let known = self.identity.withLock({ $0 }) { return known }
+        let token = try await self.read { db in
+            try await db.raw("SELECT token FROM database_identity WHERE id = 1").first()?.decode(column: "token", as: String.self)
+        }
+        let cluster = "sqlite." + (token ?? "unnamed")
+        self.identity.withLock { $0 = cluster }
+        return cluster
+    }
 
     /// `BEGIN IMMEDIATE` already makes a migration the only writer.
     public func lockForMigration(on db: any SQLDatabase) async throws {}

@@ -43,6 +43,9 @@ public final class RevocationFeed: Sendable {
         var keptRows = 0
         /// The published end: every row before it is in `batches` (or before `base`).
         var latest: RevocationLogCursor?
+        /// When the read that ended at `latest` began: what the feed says is current is as old as that.
+        var latestReadAt: ContinuousClock.Instant?
+        var pendingReadAt: ContinuousClock.Instant?
         /// Rows read but not yet published (the batch interval has not passed), and where that read ended.
         var pending: [RevocationEntry] = []
         var pendingThrough: RevocationLogCursor?
@@ -53,6 +56,8 @@ public final class RevocationFeed: Sendable {
         var nextWaiter: UInt64 = 0
         /// Waits whose time ran out before they began waiting.
         var releasedEarly: Set<UInt64> = []
+        /// Waits begun and not yet over.
+        var inProgress: Set<UInt64> = []
     }
 
     private let state = Mutex(State())
@@ -74,22 +79,32 @@ public final class RevocationFeed: Sendable {
         self.state.withLock { $0.latest }
     }
 
-    /// The follower read `entries`, everything committed up to `cursor`.
-    public func record(_ entries: [RevocationEntry], through cursor: RevocationLogCursor, at now: ContinuousClock.Instant = .now) {
+    /// How old what the feed publishes is: since the read that ended at ``latest`` began. Nil before the first read.
+    public func age(at now: ContinuousClock.Instant = .now) -> Duration? {
+        self.state.withLock { state in state.latestReadAt.map { $0.duration(to: now) } }
+    }
+
+    /// The follower read `entries`, everything committed up to `cursor`, in a read that began at `readAt`.
+    public func record(
+        _ entries: [RevocationEntry], through cursor: RevocationLogCursor, readAt: ContinuousClock.Instant = .now, at now: ContinuousClock.Instant = .now
+    ) {
         let wake = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             guard state.base != nil else {
                 // The first read is the whole log: every row before it is in a snapshot.
                 state.base = cursor
                 state.latest = cursor
+                state.latestReadAt = readAt
                 return []
             }
             if entries.isEmpty && state.pending.isEmpty {
                 // Nothing new: the published end moves on, waking nobody.
                 state.latest = cursor
+                state.latestReadAt = readAt
                 return []
             }
             state.pending.append(contentsOf: entries)
             state.pendingThrough = cursor
+            state.pendingReadAt = readAt
             if let last = state.lastPublished, last.duration(to: now) < self.batchInterval {
                 if !state.publishScheduled {
                     state.publishScheduled = true
@@ -108,10 +123,13 @@ public final class RevocationFeed: Sendable {
 
     /// The follower read the whole log again (another database: restored, failed over): every cursor handed out
     /// before is gone.
-    public func restart(at cursor: RevocationLogCursor) {
+    public func restart(at cursor: RevocationLogCursor, readAt: ContinuousClock.Instant = .now) {
         let wake = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
             let waiters = state.waiters
-            state = State(base: cursor, latest: cursor, generation: state.generation + 1, nextWaiter: state.nextWaiter)
+            state = State(
+                base: cursor, latest: cursor, latestReadAt: readAt, generation: state.generation + 1, nextWaiter: state.nextWaiter,
+                inProgress: state.inProgress
+            )
             return Array(waiters.values)
         }
         for waiter in wake { waiter.resume() }
@@ -133,8 +151,10 @@ public final class RevocationFeed: Sendable {
             state.keptRows += state.pending.count
         }
         state.latest = through
+        state.latestReadAt = state.pendingReadAt
         state.pending = []
         state.pendingThrough = nil
+        state.pendingReadAt = nil
         state.lastPublished = now
         state.generation += 1
         while let oldest = state.batches.first,
@@ -174,7 +194,12 @@ public final class RevocationFeed: Sendable {
         // Where the follower continues: the published end when it has seen no more than that (the usual case), or
         // its own cursor when it comes from an instance that has read further.
         let next = cursor.isWithin(latest) ? latest : cursor
-        if latest.isWithin(cursor) { return .changes(Changes(entries: [], cursor: next)) }
+        if latest.isWithin(cursor) {
+            // Ahead of this instance: only another instance of a shared database can have handed that out. On a
+            // database one instance serves, it is a cursor of the file before it was restored: gone.
+            if next != latest, !cursor.isShared { return .gone }
+            return .changes(Changes(entries: [], cursor: next))
+        }
         var first = state.batches.count
         while first > 0, !state.batches[first - 1].through.isWithin(cursor) { first -= 1 }
         if first == 0, !base.isWithin(cursor) { return .gone }
@@ -186,6 +211,7 @@ public final class RevocationFeed: Sendable {
     private func waitForPublication(after generation: UInt64, upTo limit: Duration) async {
         let id = self.state.withLock { state -> UInt64 in
             state.nextWaiter += 1
+            state.inProgress.insert(state.nextWaiter)
             return state.nextWaiter
         }
         let timer = Task {
@@ -194,7 +220,10 @@ public final class RevocationFeed: Sendable {
         }
         defer {
             timer.cancel()
-            self.state.withLock { _ = $0.releasedEarly.remove(id) }
+            self.state.withLock { state in
+                state.releasedEarly.remove(id)
+                state.inProgress.remove(id)
+            }
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -213,7 +242,7 @@ public final class RevocationFeed: Sendable {
     private func release(_ id: UInt64) {
         let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard let waiter = state.waiters.removeValue(forKey: id) else {
-                state.releasedEarly.insert(id)
+                if state.inProgress.contains(id) { state.releasedEarly.insert(id) }
                 return nil
             }
             return waiter

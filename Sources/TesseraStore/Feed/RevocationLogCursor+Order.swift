@@ -20,6 +20,10 @@ extension RevocationLogCursor {
         return theirs.running.allSatisfy { $0 >= mine.xmax || mine.running.contains($0) }
     }
 
+    /// Whether several instances follow this database (PostgreSQL), so that a follower's cursor may be ahead of one
+    /// instance's view; SQLite is served by one.
+    public var isShared: Bool { !self.cluster.hasPrefix("sqlite") }
+
     /// A PostgreSQL snapshot in its text form (`pg_current_snapshot()::text`).
     struct Snapshot {
         var xmin: UInt64

@@ -1,8 +1,10 @@
+import Foundation
+
 /// Tessera's schema, step by step. Times are milliseconds since 1970 (BIGINT), ids lower-case UUID text.
 public enum Migrations {
     /// Every step, oldest first.
     public static let all: [Migration] = [
-        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment, bootToken, signingKeysAndClients,
+        accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment, bootToken, signingKeysAndClients, databaseIdentity,
     ]
 
     /// The latest schema version.
@@ -219,6 +221,18 @@ public enum Migrations {
         name: "boot token",
         statements: [],
         postgresStatements: ["CREATE UNLOGGED TABLE tessera_boot (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL)"]
+    )
+
+    /// A random name for this database, made once: part of a SQLite cursor, so that a follower's cursor from another
+    /// file (recreated, or another deployment's) is refused rather than read as a position in this one. PostgreSQL
+    /// names its clusters itself (``PostgresDatabaseHandle/clusterIdentity``); the row is there too, unused.
+    static let databaseIdentity = Migration(
+        version: 10,
+        name: "database identity",
+        statements: ["CREATE TABLE database_identity (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL)"],
+        rewrite: { db, _ in
+            try await db.raw("INSERT INTO database_identity (id, token) VALUES (1, \(bind: UUID().uuidString.lowercased()))").run()
+        }
     )
 
     /// Asymmetric signing keys live in the database so that every instance signs with the same current key; the

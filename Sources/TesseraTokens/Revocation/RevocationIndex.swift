@@ -201,7 +201,7 @@ public final class RevocationIndex: Sendable {
                 let revokedAt = forgetAt.flatMap { second in lifetime.map { Date(timeIntervalSince1970: TimeInterval(second) - $0) } } ?? now
                 entries.append(RevocationEntry(seq: cutoff.seq, kind: .subject(userId: userId, acceptedFromVersion: cutoff.value), revokedAt: revokedAt, actorId: nil, reason: nil))
             }
-            if state.global.value > 0 {
+            if state.global.seq > 0 {
                 entries.append(RevocationEntry(seq: state.global.seq, kind: .global(epoch: state.global.value), revokedAt: now, actorId: nil, reason: nil))
             }
             for kid in state.keys.sorted() {
