@@ -691,3 +691,50 @@ def test_a_key_revoked_on_one_instance_is_refused_by_every_instance_within_a_sec
 def jwt_claims_header(token):
     header = token.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+
+
+def test_a_feed_cursor_from_one_instance_is_followed_on_another(deployment):
+    """A guarded service behind a load balancer reaches a different Tessera instance on each long poll: a cursor
+    handed out by A must be understood by B (it is a position in the shared database's log, not in A's memory), so
+    that no revocation is missed and no snapshot is needed when a follower moves. Each instance also carries a
+    sign-out made on the other, and the rows are the same on both."""
+    a, b = deployment.start(2)
+    added = deployment.cli("clients", "add", "pg-guard", "--feed", "--json")
+    assert added.returncode == 0, added.stderr
+    credentials = json.loads(added.stdout)
+    auth = (credentials["clientId"], credentials["clientSecret"])
+
+    def feed(instance, path, **params):
+        return requests.get(instance.base_url + path, params=params, auth=auth, timeout=HTTP_TIMEOUT + 5)
+
+    # The instances learn of a new client on their next read of the clients (an unknown id is looked up at once).
+    wait_until(lambda: feed(a, "/api/revocations/snapshot").status_code == 200 and feed(b, "/api/revocations/snapshot").status_code == 200,
+               15, 0.25, "both instances know the new feed client")
+    cursor = feed(a, "/api/revocations/snapshot").json()["cursor"]
+
+    alice = new_email("alice")
+    a.register(alice)
+    on_a = a.login(alice, "laptop")
+    on_b = b.login(alice, "phone")
+
+    a.logout(on_a["accessToken"])
+    answer = feed(b, "/api/revocations/changes", cursor=cursor, wait="3s")
+    assert answer.status_code == 200, f"B refused A's cursor: {describe(answer)}"
+    rows = answer.json()["entries"]
+    assert any(row["kind"] == "session" and row.get("sessionId") == on_a["sessionId"].lower() for row in rows), rows
+    cursor = answer.json()["cursor"]
+
+    b.logout(on_b["accessToken"])
+    answer = feed(a, "/api/revocations/changes", cursor=cursor, wait="3s")
+    assert answer.status_code == 200, f"A refused B's cursor: {describe(answer)}"
+    rows = answer.json()["entries"]
+    assert any(row["kind"] == "session" and row.get("sessionId") == on_b["sessionId"].lower() for row in rows), rows
+    seq = next(row["seq"] for row in rows if row.get("sessionId") == on_b["sessionId"].lower())
+
+    # Either instance goes on from the newest cursor (a row may come again: a follower applies it harmlessly).
+    cursor = answer.json()["cursor"]
+    for instance in (a, b):
+        assert feed(instance, "/api/revocations/changes", cursor=cursor, wait="0").status_code == 200
+    for instance in (a, b):
+        held = feed(instance, "/api/revocations/snapshot").json()["entries"]
+        assert any(row.get("sessionId") == on_b["sessionId"].lower() for row in held), f"{instance} snapshot lacks row {seq}"
