@@ -2,8 +2,6 @@
 enum GuardError: Error, CustomStringConvertible {
     case noAlgorithm(found: [String])
     case status(Int, path: String)
-    case unknownRowKind(String)
-    case malformedRow(String)
     case cursorGone
 
     var description: String {
@@ -11,8 +9,6 @@ enum GuardError: Error, CustomStringConvertible {
         case .noAlgorithm(let found):
             "the JWKS does not name exactly one algorithm (found \(found)); Tessera must sign with EdDSA or ES256 for other services"
         case .status(let status, let path): "\(path) answered \(status)"
-        case .unknownRowKind(let kind): "the feed sent a row of kind \(kind), which this guard does not know: upgrade it (failing closed meanwhile)"
-        case .malformedRow(let what): "the feed sent a malformed row: \(what)"
         case .cursorGone: "the cursor is gone: taking a snapshot"
         }
     }

@@ -154,7 +154,7 @@ public final class TesseraGuard: Sendable {
             } catch GuardError.cursorGone {
                 self.logger.info("the feed cursor is gone (Tessera's database was replaced, or this guard fell far behind): taking a snapshot")
                 cursor = nil
-            } catch GuardError.unknownRowKind(let kind) {
+            } catch RevocationFeedRow.Unreadable.unknownKind(let kind) {
                 // A cut this guard cannot read would be a cut it does not enforce: refuse everything until upgraded.
                 self.index.markUnsynced()
                 self.logger.critical("the feed sent a row this guard cannot enforce: upgrade it; every check answers unavailable", metadata: ["kind": "\(kind)"])
@@ -164,7 +164,7 @@ public final class TesseraGuard: Sendable {
                 if !failing { self.logger.error("cannot follow Tessera's revocations; failing closed once the bound passes", metadata: ["error": "\(error)"]) }
                 failing = true
                 switch error {
-                case GuardError.malformedRow, GuardError.status(400, _), is DecodingError: cursor = nil
+                case is RevocationFeedRow.Unreadable, GuardError.status(400, _), is DecodingError: cursor = nil
                 default: break
                 }
                 try? await Task.sleep(for: backoff.next())

@@ -92,7 +92,7 @@ struct RevocationFeedController {
         var data = Data(#"{"cursor":"#.utf8)
         data.append(try Self.encoder.encode(FeedCursor.encode(cursor)))
         data.append(Data(#","entries":"#.utf8))
-        data.append(try Self.encoder.encode(entries.map(FeedRow.init)))
+        data.append(try Self.encoder.encode(entries.map(RevocationFeedRow.init)))
         data.append(Data(#","indexAgeMs":\#(try self.indexAgeMs())}"#.utf8))
         return Response(
             status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data))
@@ -121,42 +121,5 @@ enum FeedCursor {
         let parts = decoded.split(separator: "~", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "1", !parts[1].isEmpty, !parts[2].isEmpty else { return nil }
         return RevocationLogCursor(cluster: String(parts[1]), position: String(parts[2]))
-    }
-}
-
-/// One row of the log as the feed gives it: the same form on every instance, ids in lower case as in tokens, without
-/// its actor or reason.
-struct FeedRow: Encodable {
-    var kind: String
-    var seq: Int64?
-    var revokedAt: Date?
-    var jti: String?
-    var sessionId: String?
-    var userId: String?
-    var until: Date?
-    var acceptedFromVersion: Int64?
-    var epoch: Int64?
-    var kid: String?
-
-    init(_ entry: RevocationEntry) {
-        self.kind = entry.kind.name
-        // Rows of a snapshot come from the index, which keeps no `seq` or time for single cuts.
-        self.seq = entry.seq > 0 ? entry.seq : nil
-        self.revokedAt = entry.seq > 0 ? entry.revokedAt : nil
-        switch entry.kind {
-        case .token(let jti, let until):
-            self.jti = jti.uuidString.lowercased()
-            self.until = until
-        case .session(let id, let until):
-            self.sessionId = id.uuidString.lowercased()
-            self.until = until
-        case .subject(let userId, let acceptedFromVersion):
-            self.userId = userId.uuidString.lowercased()
-            self.acceptedFromVersion = acceptedFromVersion
-        case .global(let epoch):
-            self.epoch = epoch
-        case .key(let kid):
-            self.kid = kid
-        }
     }
 }
