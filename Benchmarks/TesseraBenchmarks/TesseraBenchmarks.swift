@@ -176,6 +176,15 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     for algorithm in [SigningAlgorithm.edDSA, .es256] {
+        Benchmark("verify: token seen before (cache hit, 1,000 per sample), \(algorithm.rawValue)", configuration: .init(metrics: fast, timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
+            let tokens = try await Fixtures.shared.distinctTokens(algorithm)
+            let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(algorithm), settings: TokenSettings())
+            let now = Date()
+            _ = try verifier.verify(tokens[0], now: now)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(try verifier.verify(tokens[0], now: now)) }
+        }
+
         Benchmark("verify: token seen before (cache hit), \(algorithm.rawValue)") { benchmark in
             let tokens = try await Fixtures.shared.distinctTokens(algorithm)
             let verifier = AccessTokenVerifier(key: try await Fixtures.shared.signingKey(algorithm), settings: TokenSettings())
@@ -202,7 +211,7 @@ let benchmarks: @Sendable () -> Void = {
     for algorithm in [SigningAlgorithm.edDSA, .es256] {
         // What a guarded service pays per request (issue 13: at most 1 µs, no allocation): verify from the cache and
         // one look at the index it follows.
-        Benchmark("guard: check a token seen before, \(algorithm.rawValue)") { benchmark in
+        Benchmark("guard: check a token seen before, \(algorithm.rawValue)", configuration: .init(metrics: fast, timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
             let tokens = try await Fixtures.shared.distinctTokens(algorithm)
             let tesseraGuard = TesseraGuard(
                 configuration: TesseraGuardConfiguration(
@@ -215,6 +224,21 @@ let benchmarks: @Sendable () -> Void = {
             guard case .accepted = tesseraGuard.check(bearer: tokens[0]) else { fatalError("the guard refused the fixture token") }
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations { blackHole(tesseraGuard.check(bearer: tokens[0])) }
+        }
+
+        Benchmark("guard: index verdict alone (freshness + revocation), \(algorithm.rawValue)", configuration: .init(metrics: fast, timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
+            let tokens = try await Fixtures.shared.distinctTokens(algorithm)
+            let tesseraGuard = TesseraGuard(
+                configuration: TesseraGuardConfiguration(
+                    tesseraURL: "http://127.0.0.1:9", issuer: "tessera", audience: "tessera", clientId: "tc_bench", clientSecret: "tcs_bench",
+                    stalenessBound: .seconds(3600)
+                )
+            )
+            try tesseraGuard.install(keys: [try await Fixtures.shared.signingKey(algorithm).verification], algorithm: algorithm)
+            tesseraGuard.index.markSynced()
+            guard case .accepted(let verified) = tesseraGuard.check(bearer: tokens[0]) else { fatalError("the guard refused the fixture token") }
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { blackHole(tesseraGuard.index.verdict(for: verified)) }
         }
     }
 
