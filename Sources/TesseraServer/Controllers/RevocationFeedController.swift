@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ServiceLifecycle
 import TesseraCore
 import TesseraStore
 
@@ -37,7 +38,9 @@ struct RevocationFeedController {
         }
         let wait = try Self.wait(request.uri.queryParameters["wait"].map(String.init))
         guard let cursor = FeedCursor.decode(text) else { throw Self.gone }
-        switch await self.feed.changes(after: cursor, wait: wait) {
+        // A long poll ends at graceful shutdown (answered with what is known then), so that it never holds it up.
+        let feed = self.feed
+        switch await cancelWhenGracefulShutdown({ await feed.changes(after: cursor, wait: wait) }) {
         case .gone:
             throw Self.gone
         case .unavailable:
