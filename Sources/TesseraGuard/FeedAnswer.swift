@@ -5,6 +5,8 @@ import TesseraTokens
 struct FeedAnswer: Decodable {
     var cursor: String
     var indexAgeMs: Int
+    /// How long the instance held a long poll before answering it (changes only).
+    var heldMs: Int?
     var entries: [RevocationFeedRow]
 
     static let decoder: JSONDecoder = {

@@ -48,6 +48,9 @@ final class GuardKeys: VerificationKeySource {
                 algorithm = only
             }
             let set = VerificationKeySet(algorithm: algorithm, keys: parsed)
+            // A JWKS with no usable key (a proxy's error page, a deployment switched to HS256) must not wipe the keys
+            // that verify tokens now.
+            guard !set.keys.isEmpty else { throw GuardError.noUsableKeys(algorithm: algorithm.rawValue) }
             current = set
             return set
         }

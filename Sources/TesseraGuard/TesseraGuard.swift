@@ -20,7 +20,10 @@ public final class TesseraGuard: Sendable {
     public enum Decision: Sendable, Equatable {
         /// A valid token of Tessera's that no revocation covers: its claims.
         case accepted(VerifiedAccessToken)
-        /// Not a valid token, or one that was revoked. The reason is for a debug log, never for the client.
+        /// A valid token of Tessera's that was revoked (Tessera answers `token_revoked`).
+        case revoked
+        /// Not a valid token (malformed, forged, expired, another issuer…). The reason is for a debug log, never for
+        /// the client.
         case refused(reason: String)
         /// The guard has not heard from Tessera within its bound: answer 503 rather than guess.
         case unavailable(retryAfterSeconds: Int)
@@ -68,7 +71,7 @@ public final class TesseraGuard: Sendable {
         }
         switch self.index.verdict(for: verified) {
         case .accepted: return .accepted(verified)
-        case .revoked: return .refused(reason: "revoked")
+        case .revoked: return .revoked
         case .stale: return .unavailable(retryAfterSeconds: 1)
         }
     }
@@ -155,13 +158,20 @@ public final class TesseraGuard: Sendable {
                 self.logger.info("the feed cursor is gone (Tessera's database was replaced, or this guard fell far behind): taking a snapshot")
                 cursor = nil
             } catch RevocationFeedRow.Unreadable.unknownKind(let kind) {
-                // A cut this guard cannot read would be a cut it does not enforce: refuse everything until upgraded.
+                // A cut this guard cannot read would be a cut it does not enforce: every check answers unavailable
+                // until the guard is upgraded (the service stays up, answering 503).
                 self.index.markUnsynced()
                 self.logger.critical("the feed sent a row this guard cannot enforce: upgrade it; every check answers unavailable", metadata: ["kind": "\(kind)"])
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
                 return
             } catch {
                 if Task.isCancelled { return }
-                if !failing { self.logger.error("cannot follow Tessera's revocations; failing closed once the bound passes", metadata: ["error": "\(error)"]) }
+                if !failing {
+                    self.logger.error(
+                        "cannot follow Tessera's revocations; failing closed once the bound passes",
+                        metadata: ["error": "\(error)", "client": "\(self.configuration.clientId)"]
+                    )
+                }
                 failing = true
                 switch error {
                 case is RevocationFeedRow.Unreadable, GuardError.status(400, _), is DecodingError: cursor = nil
@@ -195,6 +205,7 @@ public final class TesseraGuard: Sendable {
         let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
         var query = URLComponents()
         query.queryItems = [URLQueryItem(name: "cursor", value: cursor), URLQueryItem(name: "wait", value: "\(milliseconds)ms")]
+        let sent = ContinuousClock.now
         let (body, _) = try await self.get("/api/revocations/changes?" + (query.percentEncodedQuery ?? ""), timeout: wait + .seconds(3), authenticated: true)
         let received = ContinuousClock.now
         let answer = try FeedAnswer.decoder.decode(FeedAnswer.self, from: body)
@@ -203,9 +214,10 @@ public final class TesseraGuard: Sendable {
             self.index.apply(entries)
             self.logger.debug("applied revocations", metadata: ["rows": "\(entries.count)"])
         }
-        // The answer was current `indexAgeMs` before it arrived (measured by the instance as it wrote the answer): the
-        // guard is never fresher than the instance it read. Only the answer's trip back is not counted.
-        self.index.markSynced(at: received - .milliseconds(max(answer.indexAgeMs, 0)))
+        // The answer was current `indexAgeMs` before it was written, which was `heldMs` after the request left: counted
+        // from there, not from its arrival, so that an answer held up on the way back is not taken for a fresh one.
+        let answered = answer.heldMs.map { min(received, sent + .milliseconds(max($0, 0))) } ?? received
+        self.index.markSynced(at: answered - .milliseconds(max(answer.indexAgeMs, 0)))
         return answer.cursor
     }
 
@@ -215,7 +227,8 @@ public final class TesseraGuard: Sendable {
         var request = HTTPClientRequest(url: self.configuration.tesseraURL + path)
         request.headers.add(name: "Accept", value: "application/json")
         if authenticated { request.headers.add(name: "Authorization", value: self.authorization) }
-        let response = try await self.httpClient.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+        let (seconds, attoseconds) = timeout.components
+        let response = try await self.httpClient.execute(request, timeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
         switch response.status.code {
         case 200: return (Data(buffer: body), response.headers)

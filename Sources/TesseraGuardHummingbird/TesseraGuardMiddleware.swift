@@ -11,8 +11,8 @@ public protocol GuardedRequestContext: RequestContext {
 }
 
 /// Protects the routes behind it with a ``TesseraGuard``: a request with a valid, unrevoked Tessera access token goes
-/// on with the caller in `context.identity`; any other is answered as Tessera answers it — 401 `invalid_token`
-/// (RFC 6750, with `WWW-Authenticate`), or 503 `revocation_index_stale` with `Retry-After` when the guard has not
+/// on with the caller in `context.identity`; any other is answered as Tessera answers it — 401 `token_revoked` for a
+/// revoked token, `invalid_token` for any other (RFC 6750, with `WWW-Authenticate`), or 503 `revocation_index_stale` with `Retry-After` when the guard has not
 /// heard from Tessera within its bound.
 public struct TesseraGuardMiddleware<Context: GuardedRequestContext>: RouterMiddleware {
     let tesseraGuard: TesseraGuard
@@ -40,6 +40,8 @@ public struct TesseraGuardMiddleware<Context: GuardedRequestContext>: RouterMidd
             var context = context
             context.identity = verified
             return try await next(request, context)
+        case .revoked:
+            return GuardProblem.response(GuardProblem.revoked)
         case .refused(let reason):
             context.logger.debug("token refused", metadata: ["reason": "\(reason)"])
             return GuardProblem.response(GuardProblem.refused)
@@ -77,6 +79,9 @@ struct GuardProblem: Sendable {
     static let missing = prepare(.unauthorized, code: "invalid_token", detail: "A bearer access token is required.", challenge: "Bearer realm=\"tessera\"")
     static let malformed = prepare(
         .unauthorized, code: "invalid_token", detail: "The Authorization header is not one bearer token.", challenge: "Bearer error=\"invalid_token\""
+    )
+    static let revoked = prepare(
+        .unauthorized, code: "token_revoked", detail: "The access token was revoked.", challenge: "Bearer error=\"invalid_token\""
     )
     static let refused = prepare(
         .unauthorized, code: "invalid_token", detail: "The access token is invalid, expired or revoked.", challenge: "Bearer error=\"invalid_token\""

@@ -305,7 +305,7 @@ def time_to_refusal(guard, token, acknowledged, give_up_after=5.0):
         response = guard.hello(token)
         elapsed = time.monotonic() - acknowledged
         if response.status_code == 401:
-            assert problem_code(response) == "invalid_token", f"the refusal: {describe(response)}"
+            assert problem_code(response) == "token_revoked", f"the refusal, as Tessera's: {describe(response)}"
             assert 'error="invalid_token"' in response.headers.get("WWW-Authenticate", ""), response.headers
             return elapsed
         assert response.status_code == 200, f"expected 200 or 401 while the revocation travels, got {describe(response)}"
@@ -448,7 +448,7 @@ def test_the_guarded_service_fails_closed_when_tessera_stops_and_recovers_alone(
         for _ in range(20):
             for what, pair in (("signed-out", signed_out), ("revoked-later", revoked_later)):
                 response = guard.hello(pair["accessToken"])
-                assert response.status_code == 401 and problem_code(response) == "invalid_token", \
+                assert response.status_code == 401 and problem_code(response) == "token_revoked", \
                     f"the {what} token after recovery: {describe(response)}"
             response = guard.hello(live["accessToken"])
             assert response.status_code == 200, f"the live token after recovery: {describe(response)}"

@@ -102,6 +102,7 @@ import TesseraGuardHummingbird
             ])
             let revoked = try await Self.get(client, ["Bearer \(token)"])
             #expect(revoked.status == .unauthorized)
+            #expect(try Self.code(revoked) == "token_revoked")
             #expect(revoked.headers[.wwwAuthenticate] == "Bearer error=\"invalid_token\"")
         }
     }

@@ -30,7 +30,7 @@ public struct Configuration: Sendable {
     /// `max-age` is half of it (at most 5 minutes), so that every cache holds a key before it signs.
     public var keyPublication: Duration = .seconds(600)
     /// The least time between two answers of the revocation feed to one follower under a stream of revocations
-    /// (`TESSERA_FEED_BATCH`, default 100 ms, 10 ms to 5 s): what bounds a thousand followers' requests.
+    /// (`TESSERA_FEED_BATCH`, default 100 ms, 10 ms to 1 s): what bounds a thousand followers' requests.
     public var feedBatchInterval: Duration = .milliseconds(100)
     public var tokens: TokenSettings
     public var apiTokenExpiryDays: Int
@@ -177,8 +177,9 @@ public struct Configuration: Sendable {
                 "each of TESSERA_KEY_ENCRYPTION_KEY must be at least \(KeyEncryption.minimumSecretLength) bytes; one has \(secret.utf8.count)"
             )
         }
-        if self.feedBatchInterval < .milliseconds(10) || self.feedBatchInterval > .seconds(5) {
-            throw ConfigurationError("TESSERA_FEED_BATCH must be from 10ms to 5s")
+        // What a follower knows is as old as the last publication: a longer interval would eat the staleness bound.
+        if self.feedBatchInterval < .milliseconds(10) || self.feedBatchInterval > .seconds(1) {
+            throw ConfigurationError("TESSERA_FEED_BATCH must be from 10ms to 1s")
         }
         if self.keyPublication < .seconds(2) || self.keyPublication > .seconds(86_400) {
             throw ConfigurationError("TESSERA_KEY_PUBLICATION must be from 2 seconds to 1 day")

@@ -27,11 +27,12 @@ struct RevocationFeedController {
         try await self.authenticate(request)
         // The cursor first, then the index: the index holds at least every row before the cursor (rows after it are
         // sent again by the next change, harmlessly).
-        guard let cursor = self.feed.latest else { throw AuthError.revocationIndexStale }
-        return try self.answer(cursor: cursor, entries: self.index.liveEntries())
+        guard let (cursor, readAt) = self.feed.latestRead else { throw AuthError.revocationIndexStale }
+        return try self.answer(cursor: cursor, readAt: readAt, entries: self.index.liveEntries(), heldSince: nil)
     }
 
     @Sendable func changes(request: Request, context: Context) async throws -> Response {
+        let arrived = ContinuousClock.now
         try await self.authenticate(request)
         guard let text = request.uri.queryParameters["cursor"].map(String.init), !text.isEmpty else {
             throw ProblemError(.badRequest, code: "invalid_cursor", detail: "Give the cursor of a snapshot or of the previous answer.")
@@ -46,7 +47,7 @@ struct RevocationFeedController {
         case .unavailable:
             throw AuthError.revocationIndexStale
         case .changes(let changes):
-            return try self.answer(cursor: changes.cursor, entries: changes.entries)
+            return try self.answer(cursor: changes.cursor, readAt: changes.readAt, entries: changes.entries, heldSince: arrived)
         }
     }
 
@@ -55,11 +56,16 @@ struct RevocationFeedController {
         detail: "This cursor is unknown here (from another database, older than the rows kept, or malformed): take a snapshot and continue from its cursor."
     )
 
-    /// How old what the feed publishes is, taken after the answer was encoded (a large snapshot takes a while): a
-    /// follower can never be fresher than its source. A stale index answers 503.
-    private func indexAgeMs() throws -> Int {
-        guard self.index.isCurrent(), let age = self.feed.age(), age <= self.index.stalenessBound else { throw AuthError.revocationIndexStale }
-        return Int(age.components.seconds * 1000 + age.components.attoseconds / 1_000_000_000_000_000)
+    /// How old an answer reaching to the read begun at `readAt` is, taken after it was encoded (a large snapshot takes
+    /// a while): a follower can never be fresher than its source. A stale index answers 503.
+    private func indexAgeMs(readAt: ContinuousClock.Instant) throws -> Int {
+        let age = readAt.duration(to: .now)
+        guard self.index.isCurrent(), age <= self.index.stalenessBound else { throw AuthError.revocationIndexStale }
+        return Self.milliseconds(age)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     private func authenticate(_ request: Request) async throws {
@@ -90,13 +96,16 @@ struct RevocationFeedController {
         return .milliseconds(Int64(milliseconds))
     }
 
-    /// `{"cursor", "entries", "indexAgeMs"}`, the age measured once the rows are encoded.
-    private func answer(cursor: RevocationLogCursor, entries: [RevocationEntry]) throws -> Response {
+    /// `{"cursor", "entries", "indexAgeMs"}` (and for a long poll `heldMs`, how long it was held here, so that a follower
+    /// counts from when it was answered rather than from when the answer arrived), times measured once the rows are
+    /// encoded.
+    private func answer(cursor: RevocationLogCursor, readAt: ContinuousClock.Instant, entries: [RevocationEntry], heldSince: ContinuousClock.Instant?) throws -> Response {
         var data = Data(#"{"cursor":"#.utf8)
         data.append(try Self.encoder.encode(FeedCursor.encode(cursor)))
         data.append(Data(#","entries":"#.utf8))
         data.append(try Self.encoder.encode(entries.map(RevocationFeedRow.init)))
-        data.append(Data(#","indexAgeMs":\#(try self.indexAgeMs())}"#.utf8))
+        if let heldSince { data.append(Data(#","heldMs":\#(Self.milliseconds(heldSince.duration(to: .now)))"#.utf8)) }
+        data.append(Data(#","indexAgeMs":\#(try self.indexAgeMs(readAt: readAt))}"#.utf8))
         return Response(
             status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data))
         )

@@ -26,6 +26,8 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
     private let queue = Mutex<QueueState>(QueueState())
     /// This file's name in cursors, once read.
     private let identity = Mutex<String?>(nil)
+    /// A random name for this opening of the file.
+    private let openedAs = String(UUID().uuidString.prefix(8)).lowercased()
     /// The follower's doorbell, rung after this process commits revocations.
     private let localWake = Mutex<(@Sendable () -> Void)?>(nil)
     /// At most this many transactions share one commit, so that none waits long behind a large group.
@@ -253,14 +255,16 @@ extension SQLiteDatabaseHandle {
         }
     }
 
-    /// What a SQLite cursor belongs to: `sqlite.` and this file's random name (``Migrations/databaseIdentity``),
-    /// read once.
+    /// What a SQLite cursor belongs to: `sqlite.`, this file's random name (``Migrations/databaseIdentity``) and a
+    /// name for this opening of it. A file restored from a backup keeps its name but numbers rows again from where
+    /// the backup ends, and only a restart can put it in place: so a cursor handed out before this process opened the
+    /// file is refused (its followers take a snapshot), as PostgreSQL's are after a restart.
     func cluster() async throws -> String {
         if let known = self.identity.withLock({ $0 }) { return known }
         let token = try await self.read { db in
             try await db.raw("SELECT token FROM database_identity WHERE id = 1").first()?.decode(column: "token", as: String.self)
         }
-        let cluster = "sqlite." + (token ?? "unnamed")
+        let cluster = "sqlite." + (token ?? "unnamed") + "." + self.openedAs
         self.identity.withLock { $0 = cluster }
         return cluster
     }

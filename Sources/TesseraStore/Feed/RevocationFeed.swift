@@ -18,6 +18,8 @@ public final class RevocationFeed: Sendable {
     public struct Changes: Sendable {
         public var entries: [RevocationEntry]
         public var cursor: RevocationLogCursor
+        /// When the read that the answer reaches to began: the answer is as old as that.
+        public var readAt: ContinuousClock.Instant
     }
 
     /// What a long poll comes to.
@@ -77,6 +79,11 @@ public final class RevocationFeed: Sendable {
     /// The published end of the log: the cursor of a snapshot taken now.
     public var latest: RevocationLogCursor? {
         self.state.withLock { $0.latest }
+    }
+
+    /// The published end and when the read that reached it began, read together.
+    public var latestRead: (cursor: RevocationLogCursor, readAt: ContinuousClock.Instant)? {
+        self.state.withLock { state in state.latest.flatMap { cursor in state.latestReadAt.map { (cursor, $0) } } }
     }
 
     /// How old what the feed publishes is: since the read that ended at ``latest`` began. Nil before the first read.
@@ -190,7 +197,7 @@ public final class RevocationFeed: Sendable {
 
     /// What a cursor has not seen, without waiting.
     static func evaluate(_ cursor: RevocationLogCursor, in state: State) -> Outcome {
-        guard let latest = state.latest, let base = state.base else { return .unavailable }
+        guard let latest = state.latest, let base = state.base, let readAt = state.latestReadAt else { return .unavailable }
         // Where the follower continues: the published end when it has seen no more than that (the usual case), or
         // its own cursor when it comes from an instance that has read further.
         let next = cursor.isWithin(latest) ? latest : cursor
@@ -198,13 +205,13 @@ public final class RevocationFeed: Sendable {
             // Ahead of this instance: only another instance of a shared database can have handed that out. On a
             // database one instance serves, it is a cursor of the file before it was restored: gone.
             if next != latest, !cursor.isShared { return .gone }
-            return .changes(Changes(entries: [], cursor: next))
+            return .changes(Changes(entries: [], cursor: next, readAt: readAt))
         }
         var first = state.batches.count
         while first > 0, !state.batches[first - 1].through.isWithin(cursor) { first -= 1 }
         if first == 0, !base.isWithin(cursor) { return .gone }
         let entries = state.batches[first...].flatMap(\.entries)
-        return .changes(Changes(entries: entries, cursor: next))
+        return .changes(Changes(entries: entries, cursor: next, readAt: readAt))
     }
 
     /// Returns when a batch is published after `generation`, after `limit`, or when the task is cancelled.
