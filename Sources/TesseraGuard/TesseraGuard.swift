@@ -193,8 +193,10 @@ public final class TesseraGuard: Sendable {
         let answer = try FeedAnswer.decoder.decode(FeedAnswer.self, from: body)
         let entries = try answer.entries.map { try $0.entry() }
         self.index.replace(with: entries)
-        // A snapshot may be large and slow to send: counted from when it was asked for, not from when it arrived.
-        self.index.markSynced(at: sent - .milliseconds(max(answer.indexAgeMs, 0)))
+        // A snapshot may be large and slow to send: counted from when it was asked for, not from when it arrived; and
+        // the state is now the snapshot's, so its time replaces whatever an earlier answer said (an instance behind the
+        // one read before gives an older snapshot).
+        self.index.resetSynced(to: sent - .milliseconds(max(answer.indexAgeMs, 0)))
         self.logger.info("took a snapshot of Tessera's revocations", metadata: ["rows": "\(entries.count)"])
         return answer.cursor
     }

@@ -170,6 +170,13 @@ public final class RevocationIndex: Sendable {
         }
     }
 
+    /// Records that what the index holds was current at `instant`, even if an earlier mark said later: for a guarded
+    /// service whose state was just replaced by a snapshot, which may come from an instance behind the one it read
+    /// before.
+    public func resetSynced(to instant: ContinuousClock.Instant) {
+        self.state.withLock { $0.lastSyncedAt = instant }
+    }
+
     /// How long ago the index last heard from the log; nil if it never has.
     public func age(at instant: ContinuousClock.Instant = .now) -> Duration? {
         self.state.withLock { state in state.lastSyncedAt.map { $0.duration(to: instant) } }
