@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import TesseraGuard
 import TesseraTokens
 
@@ -15,12 +16,14 @@ public protocol GuardedRequestContext: RequestContext {
 /// revoked token, `invalid_token` for any other (RFC 6750, with `WWW-Authenticate`), or 503 `revocation_index_stale` with `Retry-After` when the guard has not
 /// heard from Tessera within its bound.
 public struct TesseraGuardMiddleware<Context: GuardedRequestContext>: RouterMiddleware {
-    let tesseraGuard: TesseraGuard
+    @usableFromInline let tesseraGuard: TesseraGuard
 
     public init(_ tesseraGuard: TesseraGuard) {
         self.tesseraGuard = tesseraGuard
     }
 
+    /// Inlinable so that it is specialized for the application's context type: every protected request runs it.
+    @inlinable
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var found: HTTPField?
         for field in request.headers where field.name == .authorization {
@@ -56,11 +59,13 @@ public struct TesseraGuardMiddleware<Context: GuardedRequestContext>: RouterMidd
 }
 
 /// The answers of a refusal, encoded once: refusals are what an attacker can make a service repeat at will.
+@usableFromInline
 struct GuardProblem: Sendable {
     let status: HTTPResponse.Status
     let headers: HTTPFields
     let body: ByteBuffer
 
+    @usableFromInline
     static func response(_ problem: GuardProblem) -> Response {
         Response(status: problem.status, headers: problem.headers, body: .init(byteBuffer: problem.body))
     }
@@ -76,17 +81,17 @@ struct GuardProblem: Sendable {
         return GuardProblem(status: status, headers: headers, body: ByteBuffer(bytes: data))
     }
 
-    static let missing = prepare(.unauthorized, code: "invalid_token", detail: "A bearer access token is required.", challenge: "Bearer realm=\"tessera\"")
-    static let malformed = prepare(
+    @usableFromInline static let missing = prepare(.unauthorized, code: "invalid_token", detail: "A bearer access token is required.", challenge: "Bearer realm=\"tessera\"")
+    @usableFromInline static let malformed = prepare(
         .unauthorized, code: "invalid_token", detail: "The Authorization header is not one bearer token.", challenge: "Bearer error=\"invalid_token\""
     )
-    static let revoked = prepare(
+    @usableFromInline static let revoked = prepare(
         .unauthorized, code: "token_revoked", detail: "The access token was revoked.", challenge: "Bearer error=\"invalid_token\""
     )
-    static let refused = prepare(
+    @usableFromInline static let refused = prepare(
         .unauthorized, code: "invalid_token", detail: "The access token is invalid, expired or revoked.", challenge: "Bearer error=\"invalid_token\""
     )
-    static let stale = prepare(
+    @usableFromInline static let stale = prepare(
         .serviceUnavailable, code: "revocation_index_stale",
         detail: "Revocations cannot be checked right now; refusing rather than admitting revoked tokens.", challenge: nil
     )

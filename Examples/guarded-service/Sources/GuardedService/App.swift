@@ -45,7 +45,7 @@ struct GuardedService {
         let router = Router(context: GuardedContext.self)
         router.get("health") { _, _ in Health(status: "ok", revocations: tesseraGuard.isCurrent ? "current" : "stale") }
         router.group().add(middleware: TesseraGuardMiddleware<GuardedContext>(tesseraGuard)).get("hello") { _, context in
-            Hello(userId: context.identity?.userId.uuidString.lowercased() ?? "")
+            Hello(userId: context.identity.map { Self.lowercase($0.userId) } ?? "")
         }
         var app = Application(
             router: router,
@@ -54,6 +54,26 @@ struct GuardedService {
         )
         app.addServices(TesseraGuardService(tesseraGuard))
         try await app.runService()
+    }
+
+    /// A UUID in lower case, as Tessera writes ids, formatted in one allocation.
+    static func lowercase(_ id: UUID) -> String {
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        return withUnsafeBytes(of: id.uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { out in
+                var at = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        out[at] = UInt8(ascii: "-")
+                        at += 1
+                    }
+                    out[at] = hex[Int(byte >> 4)]
+                    out[at + 1] = hex[Int(byte & 0x0F)]
+                    at += 2
+                }
+                return at
+            }
+        }
     }
 
     /// `5s`, `1500ms`, or a number of seconds.
