@@ -159,6 +159,7 @@ func failureCounter(for store: SQLAuthStore) -> any FailureCounter {
 public func buildRouter(services: TesseraServices, configuration: Configuration, renderer: PageRenderer) -> Router<TesseraRequestContext> {
     // HEAD is answered wherever GET is, as GET without its body (RFC 9110 §9.3.2).
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
+    router.add(middleware: RequestIdMiddleware())
     router.add(middleware: ProblemMiddleware())
     if configuration.trustedProxies != .none { router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies)) }
     addAPIRoutes(to: router, services: services, registrationOpen: configuration.registrationOpen)
