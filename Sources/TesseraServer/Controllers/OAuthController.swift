@@ -151,12 +151,8 @@ struct OAuthController {
     static func clientCredentials(_ request: Request, form: FormFields) throws -> (id: String, secret: String)? {
         var basic: (String, String)?
         if let header = request.headers[.authorization] {
-            guard header.count > 6, header.prefix(6).lowercased() == "basic " else { throw OAuthError.invalidClient }
-            guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-                let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":"),
-                let id = FormFields.decode(text[..<colon]), let secret = FormFields.decode(text[text.index(after: colon)...])
-            else { throw OAuthError.invalidClient }
-            basic = (id, secret)
+            guard let credentials = BasicCredentials.parse(header) else { throw OAuthError.invalidClient }
+            basic = credentials
         }
         let posted = form["client_id"].flatMap { id in form["client_secret"].map { (id, $0) } }
         switch (basic, posted) {

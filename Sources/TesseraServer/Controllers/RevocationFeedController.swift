@@ -71,11 +71,7 @@ struct RevocationFeedController {
     private func authenticate(_ request: Request) async throws {
         let challenge: HTTPFields = [.wwwAuthenticate: "Basic realm=\"tessera\""]
         let unauthorized = ProblemError(.unauthorized, code: "invalid_client", detail: "Authenticate as a registered client (HTTP Basic).", headers: challenge)
-        guard let header = request.headers[.authorization], header.count > 6, header.prefix(6).lowercased() == "basic ",
-            let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":"),
-            let id = FormFields.decode(text[..<colon]), let secret = FormFields.decode(text[text.index(after: colon)...])
-        else { throw unauthorized }
+        guard let (id, secret) = request.headers[.authorization].flatMap(BasicCredentials.parse) else { throw unauthorized }
         guard let client = try await self.clients.authenticate(id: id, secret: secret) else { throw unauthorized }
         guard client.mayFeed else {
             throw ProblemError(.forbidden, code: "forbidden", detail: "This client may not follow the revocation feed (tessera clients add NAME --feed).")
