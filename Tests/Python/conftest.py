@@ -64,7 +64,44 @@ def tessera_environment(jwt_secret, database_url=None, extra_env=None):
     return env
 
 
-class TesseraLaunch:
+def problem_code(response):
+    """The `code` of a problem+json answer (None when the body is not JSON)."""
+    try:
+        return response.json().get("code")
+    except ValueError:
+        return None
+
+
+def describe(response):
+    """An answer in one line, for assertion messages."""
+    return f"{response.status_code} {response.headers.get('content-type')} {response.text[:300]!r}"
+
+
+def new_email(label):
+    return f"{label}-{secrets.token_hex(4)}@example.org"
+
+
+class LoggedProcess:
+    """A subprocess writing to `log_path` through `self._log`: what it has logged so far, and a stop that waits for
+    it (SIGTERM, then SIGKILL after 15 s)."""
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if not self._log.closed:
+            self._log.close()
+
+
+class TesseraLaunch(LoggedProcess):
     """A `tessera serve` started on 127.0.0.1 with `--port 0` (or on `port`, for a restart where a client already
     looks), logging to `log_path`. Start several and then call `wait_until_healthy()` on each to have them start at
     the same moment."""
@@ -79,10 +116,6 @@ class TesseraLaunch:
             [BINARY, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database_url],
             env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )
-
-    def log(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
 
     def wait_until_healthy(self, timeout=30):
         """Waits until the server logs its port and answers GET /health with 200; returns its TesseraProcess."""
@@ -104,17 +137,6 @@ class TesseraLaunch:
                     pass
             time.sleep(0.05)
         raise RuntimeError(f"tessera serve did not answer GET /health with 200 within {timeout} s:\n{self.log()}")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self._log.closed:
-            self._log.close()
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import BINARY, TesseraLaunch, require_binary, tessera_environment
+from conftest import BINARY, LoggedProcess, TesseraLaunch, describe, new_email, problem_code, require_binary, tessera_environment
 
 GUARDED_SERVICE = os.environ.get("GUARDED_SERVICE_BINARY") or os.path.join(os.path.dirname(BINARY), "guarded-service")
 ROUNDS = int(os.environ.get("GUARD_ROUNDS", "100"))
@@ -71,17 +71,6 @@ def jwt_part(token, index):
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-def problem_code(response):
-    try:
-        return response.json().get("code")
-    except ValueError:
-        return None
-
-
-def describe(response):
-    return f"{response.status_code} {response.headers.get('content-type')} {response.text[:300]!r}"
-
-
 def percentile(values, q):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
@@ -92,17 +81,13 @@ def parse_time(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def new_email(label):
-    return f"{label}-{secrets.token_hex(4)}@example.org"
-
-
 def require_guarded_service():
     if not os.access(GUARDED_SERVICE, os.X_OK):
         pytest.skip(f"no guarded-service binary at {GUARDED_SERVICE}: build the example (swift build --product "
                     f"guarded-service) or set GUARDED_SERVICE_BINARY")
 
 
-class GuardedService:
+class GuardedService(LoggedProcess):
     """The example guarded service as a subprocess on a free loopback port, logging to log_path."""
 
     def __init__(self, tessera_url, credentials, log_path):
@@ -117,10 +102,6 @@ class GuardedService:
         self.process = subprocess.Popen([GUARDED_SERVICE], env=env, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT)
         self.session = requests.Session()
-
-    def log(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
 
     def hello(self, token, session=None):
         return (session or self.session).get(f"{self.base_url}/hello", headers={"Authorization": f"Bearer {token}"},
@@ -141,16 +122,6 @@ class GuardedService:
             time.sleep(0.05)
         raise RuntimeError(f"guarded-service did not answer GET /health with 200 within {timeout} s:\n{self.log()}")
 
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self._log.closed:
-            self._log.close()
 
 
 class GuardedDeployment:

@@ -31,7 +31,8 @@ if not POSTGRES_URL:
 import psycopg  # noqa: E402  (only needed, and only installed by requirements.txt, when PostgreSQL is)
 from psycopg import sql  # noqa: E402
 
-from conftest import BINARY, TesseraLaunch, require_binary, running_tessera, tessera_environment  # noqa: E402
+from conftest import (BINARY, TesseraLaunch, describe, new_email, problem_code, require_binary, running_tessera,  # noqa: E402
+                      tessera_environment)
 
 PG_CTL = os.environ.get("TESSERA_TEST_PG_CTL")
 
@@ -97,17 +98,6 @@ def jwt_claims(token):
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def problem_code(response):
-    try:
-        return response.json().get("code")
-    except ValueError:
-        return None
-
-
-def describe(response):
-    return f"{response.status_code} {response.headers.get('content-type')} {response.text[:300]!r}"
-
-
 class Instance:
     """One running `tessera serve` on the test's database, with the API calls the tests make."""
 
@@ -150,10 +140,6 @@ class Instance:
     def logout(self, token):
         response = self.post("/api/auth/logout", token=token)
         assert response.status_code == 204, f"logout on {self}: {describe(response)}"
-
-
-def new_email(label):
-    return f"{label}-{secrets.token_hex(4)}@example.org"
 
 
 def assert_accepted(instances, token, what):
