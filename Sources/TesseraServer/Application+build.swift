@@ -159,11 +159,18 @@ func failureCounter(for store: SQLAuthStore) -> any FailureCounter {
 public func buildRouter(services: TesseraServices, configuration: Configuration, renderer: PageRenderer) -> Router<TesseraRequestContext> {
     // HEAD is answered wherever GET is, as GET without its body (RFC 9110 §9.3.2).
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
+    // Outermost: every request is counted and timed by its route template, whatever answers it.
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: RequestIdMiddleware())
+    router.add(middleware: AccessLogMiddleware())
     router.add(middleware: ProblemMiddleware())
     if configuration.trustedProxies != .none { router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies)) }
     addAPIRoutes(to: router, services: services, registrationOpen: configuration.registrationOpen)
     addPageRoutes(to: router, services: services, renderer: renderer, registrationOpen: configuration.registrationOpen)
+    // On the main port only behind a token of its own: the metrics say how many users and sessions there are.
+    if configuration.metricsToken != nil {
+        MetricsController(index: services.auth.index, token: configuration.metricsToken).addRoutes(to: router)
+    }
     router.add(middleware: MethodsMiddleware(routes: router.routes.map { ($0.path, $0.method) }))
     return router
 }
@@ -180,6 +187,7 @@ func addAPIRoutes(to router: Router<TesseraRequestContext>, services: TesseraSer
     MeController(auth: auth).addRoutes(to: protectedAPI)
     let admin = router.group("api/admin").add(middleware: AuthenticationMiddleware(auth: auth)).add(middleware: AdminMiddleware())
     AdminController(auth: auth).addRoutes(to: admin)
+    ExplainController(auth: auth).addRoutes(to: admin)
     AdminKeysController(keys: services.keys, clients: services.clients).addRoutes(to: admin)
 }
 
@@ -209,6 +217,8 @@ func addPageRoutes(to router: Router<TesseraRequestContext>, services: TesseraSe
 public func buildApplication(configuration: Configuration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "tessera")
     logger.logLevel = configuration.logLevel
+    // The metrics backend before anything that counts is built, so that every handle is bound to it.
+    _ = PrometheusExport.registry
     // Templates first: a broken template fails the start before any database connection is open.
     let renderer = try await PageRenderer()
     let services = try await buildServices(configuration: configuration, logger: logger)
@@ -243,6 +253,9 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     // period is short.
     let keyInterval = min(.seconds(10), configuration.keyPublication / 4)
     app.addServices(KeyMaintenance(keys: services.keys, clients: services.clients, interval: keyInterval, logger: logger))
+    if let port = configuration.metricsPort {
+        app.addServices(buildMetricsApplication(configuration: configuration, port: port, index: services.auth.index, logger: logger))
+    }
     return app
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 import TesseraCore
@@ -19,6 +20,7 @@ public struct RevocationLogFollower: Service {
     /// What followers of this instance are told (guarded services), fed by every read.
     public let feed: RevocationFeed
     private let position: Position
+    private let metrics = FollowerMetrics()
     static let batchSize = 10_000
     /// The least time between two reads started by the doorbell.
     static let minimumSpacing: Duration = .milliseconds(10)
@@ -61,6 +63,7 @@ public struct RevocationLogFollower: Service {
                 metadata: ["was": "\(invalid.expectedCluster)", "now": "\(invalid.foundCluster)"]
             )
             let reloadStarted = ContinuousClock.now
+            self.metrics.reloads.increment()
             let read = try await self.reload(startedAt: reloadStarted)
             self.index.markSynced(at: reloadStarted)
             // Revocations this instance applied while the whole log was being read are in the database but not in
@@ -73,10 +76,12 @@ public struct RevocationLogFollower: Service {
     private func read(after cursor: RevocationLogCursor?, startedAt: ContinuousClock.Instant) async throws -> Int {
         let read = Mutex<(count: Int, entries: [RevocationEntry])>((0, []))
         let index = self.index
+        let metrics = self.metrics
         // The whole log (at start) is not kept for the feed: a follower takes a snapshot of the index instead.
         let keep = cursor != nil
         let next = try await self.store.readRevocationLog(after: cursor, pageSize: Self.batchSize) { page in
             index.applyFromLog(page, throughSeq: page.map(\.seq).max() ?? 0)
+            if keep { metrics.recordLag(of: page) }
             read.withLock {
                 $0.count += page.count
                 if keep { $0.entries.append(contentsOf: page) }
@@ -127,12 +132,14 @@ public struct RevocationLogFollower: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let read = try await self.catchUp()
+                self.metrics.reads.increment()
                 if read > 0 { self.logger.debug("applied revocations", metadata: ["rows": "\(read)", "seq": "\(self.index.lastAppliedSeq)"]) }
                 if failing {
                     self.logger.info("revocation log readable again")
                     failing = false
                 }
             } catch {
+                self.metrics.failedReads.increment()
                 if !failing { self.logger.error("cannot read the revocation log", metadata: ["error": "\(error)"]) }
                 failing = true
             }
@@ -151,6 +158,24 @@ public struct RevocationLogFollower: Service {
             } catch {
                 return
             }
+        }
+    }
+}
+
+/// What the follower counts: reads of the log, and how long rows took from their commit to this instance's index.
+struct FollowerMetrics: Sendable {
+    let reads = Counter(label: "tessera_revocation_log_reads_total", dimensions: [("outcome", "ok")])
+    let failedReads = Counter(label: "tessera_revocation_log_reads_total", dimensions: [("outcome", "failed")])
+    let reloads = Counter(label: "tessera_revocation_index_reloads_total")
+    /// The wall-clock time from a row's `revokedAt` (the writer's clock) to its arrival here: the lag behind the log
+    /// as far as the clocks of two machines allow; rows of this instance arrive here before they are read back.
+    let lag = Timer(label: "tessera_revocation_follower_lag_seconds")
+
+    func recordLag(of rows: [RevocationEntry]) {
+        guard !rows.isEmpty else { return }
+        let now = Date()
+        for row in rows {
+            self.lag.recordNanoseconds(Int64(max(0, now.timeIntervalSince(row.revokedAt)) * 1_000_000_000))
         }
     }
 }

@@ -9,6 +9,7 @@ struct Revoke: AsyncParsableCommand {
 
     @Option(name: .customLong("user"), help: "An account's email; repeat for several.") var users: [String] = []
     @Option(help: "Why, for the audit log.") var reason: String?
+    @Flag(help: DryRun.help(.cut)) var dryRun = false
     @OptionGroup var databaseOptions: DatabaseOptions
 
     func validate() throws {
@@ -16,17 +17,29 @@ struct Revoke: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let count = try await self.databaseOptions.withServices { services in
-            var ids: [UUID] = []
-            for email in self.users {
-                guard let user = try await services.auth.user(email: email) else {
-                    throw CommandError(message: "no account with the email \(email); nothing was revoked")
-                }
-                ids.append(user.id)
+        if self.dryRun {
+            let preview = try await self.databaseOptions.withServices { services in
+                try await services.auth.dryRun(.revokeUsers(try await self.userIds(services)))
             }
-            return try await services.auth.revokeUsers(ids, actorId: nil, reason: self.reason, origin: .commandLine)
+            print(DryRun.line(preview, .cut))
+            return
+        }
+        let count = try await self.databaseOptions.withServices { services in
+            try await services.auth.revokeUsers(try await self.userIds(services), actorId: nil, reason: self.reason, origin: .commandLine)
         }
         print("revoked every token of \(count) user\(count == 1 ? "" : "s"): \(self.users.joined(separator: ", "))")
+    }
+
+    /// The named accounts; a user error for the first email with none, before anything is revoked.
+    private func userIds(_ services: TesseraServices) async throws -> [UUID] {
+        var ids: [UUID] = []
+        for email in self.users {
+            guard let user = try await services.auth.user(email: email) else {
+                throw CommandError(message: "no account with the email \(email); nothing was revoked")
+            }
+            ids.append(user.id)
+        }
+        return ids
     }
 }
 
@@ -39,9 +52,15 @@ struct RevokeAll: AsyncParsableCommand {
 
     @Flag(help: "Do not ask for confirmation.") var yes = false
     @Option(help: "Why, for the audit log.") var reason: String?
+    @Flag(help: DryRun.help(.cut)) var dryRun = false
     @OptionGroup var databaseOptions: DatabaseOptions
 
     func run() async throws {
+        if self.dryRun {
+            let preview = try await self.databaseOptions.withServices { services in try await services.auth.dryRun(.revokeAll) }
+            print(DryRun.line(preview, .cut))
+            return
+        }
         try confirm("This signs out every user on every device.", yes: self.yes)
         let epoch = try await self.databaseOptions.withServices { services in
             try await services.auth.revokeAll(actorId: nil, reason: self.reason, origin: .commandLine)

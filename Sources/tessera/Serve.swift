@@ -15,6 +15,8 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to listen on (default: TESSERA_HOST or 127.0.0.1).") var host: String?
     @Option(help: "Port (default: TESSERA_PORT or 8080).") var port: Int?
+    @Option(help: "Serve /metrics on this port of its own, on TESSERA_METRICS_HOST (default loopback) (default: TESSERA_METRICS_PORT, or none).")
+    var metricsPort: Int?
     @OptionGroup var databaseOptions: DatabaseOptions
 
     func run() async throws {
@@ -24,9 +26,18 @@ struct Serve: AsyncParsableCommand {
             guard (0...65_535).contains(port) else { throw UsageError(message: "--port must be from 0 to 65535") }
             configuration.port = port
         }
+        if let metricsPort {
+            guard (0...65_535).contains(metricsPort) else { throw UsageError(message: "--metrics-port must be from 0 to 65535") }
+            configuration.metricsPort = metricsPort
+        }
         let level = configuration.logLevel
+        let format = configuration.logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler =
+                switch format {
+                case .text: StreamLogHandler.standardError(label: label)
+                case .json: JSONLogHandler(label: label)
+                }
             handler.logLevel = level
             return handler
         }

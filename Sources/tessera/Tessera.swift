@@ -15,7 +15,7 @@ struct Tessera: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Self-hosted sign-in and sessions whose tokens can be taken back at once.",
-        subcommands: [Serve.self, Migrate.self, Copy.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self, Keys.self, Clients.self]
+        subcommands: [Serve.self, Migrate.self, Copy.self, Backup.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self, Explain.self, Keys.self, Clients.self]
     )
 
     static func main() async {
@@ -40,6 +40,9 @@ struct Tessera: AsyncParsableCommand {
                 try syncCommand.run()
             }
             Foundation.exit(0)
+        } catch let code as ExitCode {
+            // A command that printed its answer already and says only yes or no with its status (`explain`).
+            Foundation.exit(code.rawValue)
         } catch let error as UsageError {
             CommandLine.fail("tessera: \(error.message)", status: 2)
         } catch {
@@ -138,11 +141,12 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Runs a one-shot command with the shared services, logging only errors so that output stays readable, and
     /// closes the database afterwards whatever happens. Commands check no tokens, so the log is not read into an index.
-    func withServices<T>(_ body: (TesseraServices) async throws -> T) async throws -> T {
+    /// - Parameter loadRevocationLog: read the whole log into the index first (a command that judges tokens).
+    func withServices<T>(loadRevocationLog: Bool = false, _ body: (TesseraServices) async throws -> T) async throws -> T {
         let configuration = try self.configuration()
         var logger = Logger(label: "tessera.cli")
         logger.logLevel = .error
-        let services = try await buildServices(configuration: configuration, logger: logger, loadRevocationLog: false, createDatabase: false)
+        let services = try await buildServices(configuration: configuration, logger: logger, loadRevocationLog: loadRevocationLog, createDatabase: false)
         do {
             let result = try await body(services)
             await services.close()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TesseraCore
+import TesseraServer
 
 /// `tessera unrevoke (--user EMAIL | --all) [--yes]`: undo the latest revocation, as a new log row.
 struct Unrevoke: AsyncParsableCommand {
@@ -12,6 +13,7 @@ struct Unrevoke: AsyncParsableCommand {
     @Flag(help: "Undo the latest revoke-all.") var all = false
     @Flag(help: "Do not ask for confirmation.") var yes = false
     @Option(help: "Why, for the audit log.") var reason: String?
+    @Flag(help: DryRun.help(.revive)) var dryRun = false
     @OptionGroup var databaseOptions: DatabaseOptions
 
     func validate() throws {
@@ -20,19 +22,26 @@ struct Unrevoke: AsyncParsableCommand {
 
     func run() async throws {
         let what = self.all ? "the latest revoke-all" : "the latest revocation of \(self.user ?? "")"
+        if self.dryRun {
+            // Refused exactly where the un-revoke would be, with the same message, but nothing is recorded.
+            let preview = try await self.databaseOptions.withServices { services in
+                try await services.auth.dryRun(.unrevoke(try await self.target(services)))
+            }
+            print(DryRun.line(preview, .revive))
+            return
+        }
         try confirm("This undoes \(what): tokens it revoked work again.", yes: self.yes)
         let entry = try await self.databaseOptions.withServices { services in
-            let target: UnrevokeRequest.Target
-            if let email = self.user {
-                target = .subject(try await services.requireUser(email: email).id)
-            } else {
-                target = .global
-            }
-            return try await services.auth.unrevoke(target, actorId: nil, reason: self.reason, origin: .commandLine)
+            try await services.auth.unrevoke(try await self.target(services), actorId: nil, reason: self.reason, origin: .commandLine)
         }
         switch entry.kind {
         case .global(let epoch): print("undid \(what); the accepted epoch is \(epoch) again")
         default: print("undid \(what)")
         }
+    }
+
+    private func target(_ services: TesseraServices) async throws -> UnrevokeRequest.Target {
+        guard let email = self.user else { return .global }
+        return .subject(try await services.requireUser(email: email).id)
     }
 }

@@ -89,9 +89,18 @@ extension Users {
 
         @Argument(help: "The account's email.") var email: String
         @Option(help: "Why, for the audit log.") var reason: String?
+        @Flag(help: DryRun.help(.cut)) var dryRun = false
         @OptionGroup var databaseOptions: DatabaseOptions
 
         func run() async throws {
+            if self.dryRun {
+                // The account stays active: only counted.
+                let preview = try await self.databaseOptions.withServices { services in
+                    try await services.auth.dryRun(.deactivate(try await services.requireUser(email: self.email).id))
+                }
+                print(DryRun.line(preview, .cut))
+                return
+            }
             let user = try await self.databaseOptions.withServices { services in
                 let user = try await services.requireUser(email: self.email)
                 return try await services.auth.deactivate(userId: user.id, actorId: nil, reason: self.reason, origin: .commandLine)

@@ -511,6 +511,31 @@ class AdminTests(PageTestCase):
             self.assertNotIn(created["clientSecret"], admin.page_source)
             self.assert_no_sideways_scrolling(admin)
 
+    def test_the_console_explains_why_a_signed_out_token_is_refused_without_showing_it(self):
+        email = self.server.register("explained@example.org")
+        token = self.server.api_access_token(email)
+        status, _ = self.server.api("POST", "/api/auth/logout", token=token)
+        self.assertEqual(status, 204)
+        for size in (dict(width=1280, height=900), PHONE):
+            admin = self.sign_in(self.browser(**size), ADMIN)
+            admin.get(self.server.base + "/admin")
+            box = admin.find_element(By.ID, "explain-token")
+            self.assert_every_input_labelled(admin)
+            box.send_keys(token)
+            admin.find_element(By.ID, "explain-submit").click()
+            verdict = self.wait(admin).until(lambda b: b.find_element(By.ID, "explain-verdict"))
+            self.assertEqual(verdict.text, "Refused")
+            self.assertEqual(admin.find_element(By.ID, "explain-reason").text, "revoked")
+            self.assertIn("signed out", admin.find_element(By.ID, "explain-detail").text)
+            cut = admin.find_element(By.CSS_SELECTOR, "tr.explain-cut")
+            self.assertIn("session", cut.text)
+            self.assertIn(email, cut.text)
+            self.assertIn("AUTH_LOGOUT", cut.text)
+            # Neither the page nor its address carries the token.
+            self.assertNotIn(token, admin.page_source)
+            self.assertNotIn(token, admin.current_url)
+            self.assert_no_sideways_scrolling(admin)
+
     def test_the_audit_log_reads_at_1280_px_and_at_phone_width(self):
         email = self.server.register("lou@example.org")
         self.server.api_access_token(email)

@@ -55,7 +55,7 @@ import Testing
 
     @Test func callersThatArriveWhileEveryLaneIsBusyShareOneWriteAndEachGetsItsOwnResult() async throws {
         let held = HeldWrite()
-        let batcher = CommitBatcher<Int, Int>(lanes: 2, maximumBatch: 100, retryAlone: { $0 is Refused }) { try await held.write($0) }
+        let batcher = CommitBatcher<Int, Int>(name: "test", lanes: 2, maximumBatch: 100, retryAlone: { $0 is Refused }) { try await held.write($0) }
         try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             // Two callers, one after the other, take the two lanes, each written alone at once.
             for item in 0..<2 {
@@ -79,7 +79,7 @@ import Testing
 
     @Test func aBatchThatWroteNothingIsTriedAgainOneByOneSoThatOnlyTheBadWriteFails() async throws {
         let held = HeldWrite(poisoned: [7])
-        let batcher = CommitBatcher<Int, Int>(lanes: 1, maximumBatch: 100, retryAlone: { $0 is Refused }) { try await held.write($0) }
+        let batcher = CommitBatcher<Int, Int>(name: "test", lanes: 1, maximumBatch: 100, retryAlone: { $0 is Refused }) { try await held.write($0) }
         try await withThrowingTaskGroup(of: (Int, Result<Int, any Error>).self) { group in
             group.addTask { (0, await outcome { try await batcher.submit(0) }) }
             try await Self.eventually { held.callCount == 1 }
@@ -102,7 +102,7 @@ import Testing
         let calls = Mutex<[[Int]]>([])
         let first = Mutex(true)
         let gate = HeldWrite()
-        let batcher = CommitBatcher<Int, Int>(lanes: 1, maximumBatch: 100, retryAlone: { $0 is Refused }) { items in
+        let batcher = CommitBatcher<Int, Int>(name: "test", lanes: 1, maximumBatch: 100, retryAlone: { $0 is Refused }) { items in
             calls.withLock { $0.append(items) }
             if first.withLock({ value in defer { value = false }; return value }) {
                 _ = try await gate.write([])

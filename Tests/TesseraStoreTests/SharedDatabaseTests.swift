@@ -357,6 +357,11 @@ private final class ForeignCursorStore: AuthStore, @unchecked Sendable {
     func recordAudit(_ record: AuditRecord) async throws { try await self.base.recordAudit(record) }
     func auditEvents(_ query: AuditQuery) async throws -> [AuditRecord] { try await self.base.auditEvents(query) }
     func ping() async throws { try await self.base.ping() }
+    func preview(_ action: RevocationPreview.Action, now: Date, accessTokensIssuedAfter: Date) async throws -> RevocationPreview {
+        try await self.base.preview(action, now: now, accessTokensIssuedAfter: accessTokensIssuedAfter)
+    }
+    func revocationHistory(of target: RevocationHistoryTarget) async throws -> [RevocationRecord] { try await self.base.revocationHistory(of: target) }
+    func refreshTokenRecord(hash: String) async throws -> RefreshTokenRecord? { try await self.base.refreshTokenRecord(hash: hash) }
 }
 
 /// The outcome of an async throwing call, as a value.

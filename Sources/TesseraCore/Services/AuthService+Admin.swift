@@ -90,6 +90,7 @@ extension AuthService {
             throw error
         }
         self.index.apply(outcome.entries, now: now)
+        self.metrics.countRevocations(outcome.entries)
         guard let entry = outcome.entries.first else { throw AuthError.nothingToUndo }
         self.logger.info("un-revoked", metadata: ["kind": "\(entry.kind.name)", "seq": "\(entry.seq)"])
         return entry

@@ -128,6 +128,7 @@ extension AuthService {
     func commit(_ request: RevocationRequest) async throws -> RevocationOutcome {
         let outcome = try await self.store.revoke(request)
         self.index.apply(outcome.entries, now: request.at)
+        self.metrics.countRevocations(outcome.entries)
         var metadata: Logger.Metadata = [
             "kind": "\(outcome.entries.first?.kind.name ?? "none")", "rows": "\(outcome.entries.count)", "reason": "\(request.reason ?? "")",
         ]

@@ -23,6 +23,8 @@ public struct AuthService: Sendable {
     let decoyPassword = OpaqueToken.generate()
     /// Accounts' usernames for introspection.
     let usernames = UsernameCache()
+    /// Token checks, sign-ins and revocations, counted (``ServiceMetrics``).
+    public let metrics: ServiceMetrics
     let logger: Logger
 
     /// Builds the service; hashes a decoy password once, which takes one bcrypt round.
@@ -50,6 +52,7 @@ public struct AuthService: Sendable {
         self.signer = AccessTokenSigner(keys: keys, settings: settings)
         self.verifier = AccessTokenVerifier(keys: keys, settings: settings)
         self.decoyHash = try await hasher.hash(OpaqueToken.generate())
+        self.metrics = ServiceMetrics()
         self.logger = logger
     }
 
@@ -90,6 +93,23 @@ public struct AuthService: Sendable {
     /// - Parameter trustedDevice: the id of a device cookie the server verified for this account: a browser that
     ///   signed in to it before, exempt from the limits an attacker elsewhere can drive up (``LoginThrottle``).
     public func login(email: String, password: String, origin: RequestOrigin, trustedDevice: String? = nil) async throws -> TokenPair {
+        do {
+            let pair = try await self.checkedLogin(email: email, password: password, origin: origin, trustedDevice: trustedDevice)
+            self.metrics.countSignIn(.ok)
+            return pair
+        } catch let error as AuthError {
+            switch error {
+            case .invalidCredentials: self.metrics.countSignIn(.badPassword)
+            case .tooManyAttempts: self.metrics.countSignIn(.throttled)
+            case .accountInactive: self.metrics.countSignIn(.inactive)
+            case .busy: self.metrics.countSignIn(.busy)
+            default: break
+            }
+            throw error
+        }
+    }
+
+    private func checkedLogin(email: String, password: String, origin: RequestOrigin, trustedDevice: String?) async throws -> TokenPair {
         let address = Credentials.normalize(email: email)
         let normalized = address ?? email.lowercased()
         let now = self.clock.now()
@@ -162,6 +182,7 @@ public struct AuthService: Sendable {
             return try await self.issuePair(for: grant, refreshToken: successor, now: now)
         case .reused(let outcome):
             self.index.apply(outcome.entries, now: now)
+            self.metrics.countRevocations(outcome.entries)
             self.logger.warning(
                 "refresh token reuse: session revoked",
                 metadata: ["rows": "\(outcome.entries.count)", "seq": "\(outcome.entries.first.map { String($0.seq) } ?? "-")"]
@@ -218,21 +239,46 @@ public struct AuthService: Sendable {
     ///
     /// Synchronous: it reads memory only (the verified-token cache and the index), never the database.
     public func authenticate(accessToken: String) throws(AuthError) -> VerifiedAccessToken {
-        try self.judge(self.verifier.verify(accessToken, now: self.clock.now()))
+        let token: VerifiedAccessToken
+        do {
+            token = try self.verifier.verify(accessToken, now: self.clock.now())
+        } catch {
+            self.countInvalid(error)
+            throw error
+        }
+        return try self.judge(token)
     }
 
     /// ``authenticate(accessToken:)`` for a token given as its bytes where they lie: a token seen before is
     /// checked without allocating.
     public func authenticate(accessTokenBytes: UnsafeBufferPointer<UInt8>) throws(AuthError) -> VerifiedAccessToken {
-        try self.judge(self.verifier.verify(bytes: accessTokenBytes, now: self.clock.now()))
+        let token: VerifiedAccessToken
+        do {
+            token = try self.verifier.verify(bytes: accessTokenBytes, now: self.clock.now())
+        } catch {
+            self.countInvalid(error)
+            throw error
+        }
+        return try self.judge(token)
     }
 
     private func judge(_ token: VerifiedAccessToken) throws(AuthError) -> VerifiedAccessToken {
         switch self.index.verdict(for: token) {
-        case .accepted: return token
-        case .revoked: throw .tokenRevoked
-        case .stale: throw .revocationIndexStale
+        case .accepted:
+            self.metrics.tokenChecks.countAccepted()
+            return token
+        case .revoked:
+            // Which cut it was is asked only now: an accepted token pays for none of it.
+            self.metrics.tokenChecks.countRevoked(by: self.index.cuts(of: token).first)
+            throw .tokenRevoked
+        case .stale:
+            self.metrics.tokenChecks.countStale()
+            throw .revocationIndexStale
         }
+    }
+
+    private func countInvalid(_ error: AuthError) {
+        if case .invalidToken(let reason) = error { self.metrics.tokenChecks.countInvalid(reason: reason) }
     }
 
     /// The caller's live sessions, newest activity first.

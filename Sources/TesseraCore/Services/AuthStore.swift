@@ -67,6 +67,19 @@ public protocol AuthStore: Sendable {
     func ping() async throws
     /// The live session a refresh token belongs to, with its account (nil for an unknown, spent or expired one).
     func session(refreshTokenHash: String, now: Date) async throws -> SessionGrant?
+
+    /// Counts what an operator action would cut, or an un-revoke revive, at `now`, writing nothing (a dry run).
+    /// Refuses where the action would: ``AuthError/userNotFound``, and for an un-revoke the errors of
+    /// ``unrevoke(_:)``. A counted session whose latest access token was issued after `accessTokensIssuedAfter`
+    /// counts in ``RevocationPreview/accessTokens`` too.
+    func preview(_ action: RevocationPreview.Action, now: Date, accessTokensIssuedAfter: Date) async throws -> RevocationPreview
+
+    /// Every log row of one target (a token, a session, a user, everyone, a key), in `seq` order, with its cause:
+    /// what explains a refusal.
+    func revocationHistory(of target: RevocationHistoryTarget) async throws -> [RevocationRecord]
+    /// What the database knows of a refresh token by its hash, current or spent, whatever its session's state; nil
+    /// when it was never issued here (or its session was deleted).
+    func refreshTokenRecord(hash: String) async throws -> RefreshTokenRecord?
 }
 
 /// One refresh: the presented token's hash and its successor's.

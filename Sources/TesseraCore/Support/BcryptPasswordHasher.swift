@@ -1,4 +1,5 @@
 import HummingbirdBcrypt
+import Metrics
 import NIOPosix
 
 #if canImport(Glibc)
@@ -17,6 +18,8 @@ public struct BcryptPasswordHasher: PasswordHasher {
     let threadPool: NIOThreadPool
     /// Whether the pool's threads are the hasher's own, and may run at a lower CPU priority than the event loops.
     let yieldsToRequests: Bool
+    /// How long each hash waited for a thread: the sign-in storm gauge (`tessera_password_hash_queue_wait_seconds`).
+    let queueWait: Timer
 
     /// - Parameter yieldsToRequests: run hashes at a low CPU priority (nice 15), so that a storm of sign-ins slows
     ///   sign-ins and not token checks; only for a pool of the hasher's own (it changes the threads that run it).
@@ -24,12 +27,17 @@ public struct BcryptPasswordHasher: PasswordHasher {
         self.cost = cost
         self.threadPool = threadPool
         self.yieldsToRequests = yieldsToRequests
+        self.queueWait = Timer(label: "tessera_password_hash_queue_wait_seconds")
     }
 
     public func hash(_ password: String) async throws -> String {
         let cost = self.cost
         let lower = self.yieldsToRequests
+        let queueWait = self.queueWait
+        let queued = ContinuousClock.now
         return try await self.threadPool.runIfActive {
+            let waited = queued.duration(to: .now).components
+            queueWait.recordNanoseconds(waited.seconds * 1_000_000_000 + waited.attoseconds / 1_000_000_000)
             if lower { Self.lowerThisThreadsPriority() }
             return Bcrypt.hash(password, cost: cost)
         }
@@ -37,7 +45,11 @@ public struct BcryptPasswordHasher: PasswordHasher {
 
     public func verify(_ password: String, against hash: String) async throws -> Bool {
         let lower = self.yieldsToRequests
+        let queueWait = self.queueWait
+        let queued = ContinuousClock.now
         return try await self.threadPool.runIfActive {
+            let waited = queued.duration(to: .now).components
+            queueWait.recordNanoseconds(waited.seconds * 1_000_000_000 + waited.attoseconds / 1_000_000_000)
             if lower { Self.lowerThisThreadsPriority() }
             return Bcrypt.verify(password, hash: hash)
         }

@@ -53,6 +53,24 @@ public struct Configuration: Sendable {
     public var databasePoolSize = 10
     /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed (`TESSERA_TRUSTED_PROXIES`); none by default.
     public var trustedProxies: TrustedProxies = .none
+    /// The bearer token that may read `/metrics` on the main port (`TESSERA_METRICS_TOKEN`, at least 16
+    /// characters); without one the main port has no `/metrics`.
+    public var metricsToken: String?
+    /// A port of its own for `/metrics` (`TESSERA_METRICS_PORT`, `serve --metrics-port`), bound to
+    /// `metricsHost` (`TESSERA_METRICS_HOST`, loopback by default); nil serves none.
+    public var metricsPort: Int?
+    public var metricsHost = "127.0.0.1"
+    /// How log lines are written (`LOG_FORMAT`): `text` for people, `json` (one object per line) for machines.
+    public var logFormat: LogFormat = .text
+
+    /// The shape of a log line.
+    public enum LogFormat: String, Sendable {
+        case text
+        case json
+    }
+
+    /// The least length of `TESSERA_METRICS_TOKEN`: a short one could be guessed by a scraper of the main port.
+    public static let minimumMetricsTokenLength = 16
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, database: DatabaseURL = .default, jwtSecret: String? = nil,
@@ -76,7 +94,7 @@ public struct Configuration: Sendable {
     /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `DATABASE_POOL_SIZE`, `JWT_SECRET`, `JWT_ALGORITHM`, `JWT_PREVIOUS_SECRETS`,
     /// `TESSERA_KEY_ENCRYPTION_KEY`, `TESSERA_KEY_ROTATION`, `TESSERA_KEY_PUBLICATION`, `TESSERA_FEED_BATCH`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `TESSERA_REQUEST_TIMEOUT`, `BCRYPT_COST`,
-    /// `LOG_LEVEL`).
+    /// `LOG_LEVEL`, `LOG_FORMAT`, `TESSERA_METRICS_TOKEN`, `TESSERA_METRICS_PORT`, `TESSERA_METRICS_HOST`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
         func value(_ name: String) -> String? {
@@ -148,6 +166,13 @@ public struct Configuration: Sendable {
             guard let parsed = UInt8(cost), (4...31).contains(parsed) else { throw ConfigurationError("BCRYPT_COST must be from 4 to 31, not '\(cost)'") }
             configuration.bcryptCost = parsed
         }
+        configuration.metricsToken = environment["TESSERA_METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let port = value("TESSERA_METRICS_PORT") { configuration.metricsPort = try parsePort(port, name: "TESSERA_METRICS_PORT") }
+        if let host = value("TESSERA_METRICS_HOST") { configuration.metricsHost = host }
+        if let format = value("LOG_FORMAT") {
+            guard let parsed = LogFormat(rawValue: format.lowercased()) else { throw ConfigurationError("LOG_FORMAT must be 'text' or 'json', not '\(format)'") }
+            configuration.logFormat = parsed
+        }
         if let level = value("LOG_LEVEL") {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
                 throw ConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
@@ -176,6 +201,9 @@ public struct Configuration: Sendable {
             throw ConfigurationError(
                 "each of TESSERA_KEY_ENCRYPTION_KEY must be at least \(KeyEncryption.minimumSecretLength) bytes; one has \(secret.utf8.count)"
             )
+        }
+        if let token = self.metricsToken, token.count < Self.minimumMetricsTokenLength {
+            throw ConfigurationError("TESSERA_METRICS_TOKEN must be at least \(Self.minimumMetricsTokenLength) characters; it has \(token.count)")
         }
         // What a follower knows is as old as the last publication: a longer interval would eat the staleness bound.
         if self.feedBatchInterval < .milliseconds(10) || self.feedBatchInterval > .seconds(1) {

@@ -7,19 +7,24 @@ struct AdminController {
     typealias Context = TesseraRequestContext
     let auth: AuthService
 
+    /// Each revoking route's body may say `"dryRun": true`: then it answers what it would cut (or revive) and writes
+    /// nothing (``AuthService/dryRun(_:)``).
     struct RevokeRequest: Decodable {
         var userIds: [String]
         var reason: String?
+        var dryRun: Bool?
     }
 
     struct ReasonRequest: Decodable {
         var reason: String?
+        var dryRun: Bool?
     }
 
     struct UnrevokeBody: Decodable {
         var userId: String?
         var all: Bool?
         var reason: String?
+        var dryRun: Bool?
     }
 
     struct PasswordResetRequest: Decodable {
@@ -45,12 +50,14 @@ struct AdminController {
         return UserListResponse(users: page.users.map(UserResponse.init), nextCursor: page.nextCursor)
     }
 
-    @Sendable func deactivate(request: Request, context: Context) async throws -> UserEnvelope {
+    @Sendable func deactivate(request: Request, context: Context) async throws -> DryRunOr<UserEnvelope> {
         let body = try await request.decodeOptionalJSON(as: ReasonRequest.self, context: context)
+        let userId = try Self.userId(context)
+        if body?.dryRun == true { return .dryRun(try await self.auth.dryRun(.deactivate(userId))) }
         let user = try await self.auth.deactivate(
-            userId: try Self.userId(context), actorId: try context.requireIdentity().userId, reason: body?.reason, origin: request.origin(context: context)
+            userId: userId, actorId: try context.requireIdentity().userId, reason: body?.reason, origin: request.origin(context: context)
         )
-        return UserEnvelope(user: UserResponse(user))
+        return .done(UserEnvelope(user: UserResponse(user)))
     }
 
     @Sendable func activate(request: Request, context: Context) async throws -> UserEnvelope {
@@ -69,7 +76,7 @@ struct AdminController {
         return UserEnvelope(user: UserResponse(user))
     }
 
-    @Sendable func revoke(request: Request, context: Context) async throws -> RevokedResponse {
+    @Sendable func revoke(request: Request, context: Context) async throws -> DryRunOr<RevokedResponse> {
         let body = try await request.decodeJSON(as: RevokeRequest.self, context: context)
         guard !body.userIds.isEmpty, body.userIds.count <= 1000 else {
             throw AuthError.invalidArgument("userIds must list from 1 to 1000 user ids")
@@ -78,21 +85,23 @@ struct AdminController {
             guard let id = UUID(uuidString: text) else { throw AuthError.invalidArgument("'\(text.prefix(64))' is not a user id") }
             return id
         }
+        if body.dryRun == true { return .dryRun(try await self.auth.dryRun(.revokeUsers(ids))) }
         let count = try await self.auth.revokeUsers(
             ids, actorId: try context.requireIdentity().userId, reason: body.reason, origin: request.origin(context: context)
         )
-        return RevokedResponse(revoked: count)
+        return .done(RevokedResponse(revoked: count))
     }
 
-    @Sendable func revokeAll(request: Request, context: Context) async throws -> EpochResponse {
+    @Sendable func revokeAll(request: Request, context: Context) async throws -> DryRunOr<EpochResponse> {
         let body = try await request.decodeOptionalJSON(as: ReasonRequest.self, context: context)
+        if body?.dryRun == true { return .dryRun(try await self.auth.dryRun(.revokeAll)) }
         let epoch = try await self.auth.revokeAll(
             actorId: try context.requireIdentity().userId, reason: body?.reason, origin: request.origin(context: context)
         )
-        return EpochResponse(epoch: epoch)
+        return .done(EpochResponse(epoch: epoch))
     }
 
-    @Sendable func unrevoke(request: Request, context: Context) async throws -> UnrevokedResponse {
+    @Sendable func unrevoke(request: Request, context: Context) async throws -> DryRunOr<UnrevokedResponse> {
         let body = try await request.decodeJSON(as: UnrevokeBody.self, context: context)
         let target: UnrevokeRequest.Target
         switch (body.userId, body.all) {
@@ -104,10 +113,11 @@ struct AdminController {
         default:
             throw AuthError.invalidArgument("send either {\"userId\": ...} or {\"all\": true}")
         }
+        if body.dryRun == true { return .dryRun(try await self.auth.dryRun(.unrevoke(target))) }
         let entry = try await self.auth.unrevoke(
             target, actorId: try context.requireIdentity().userId, reason: body.reason, origin: request.origin(context: context)
         )
-        return UnrevokedResponse(entry)
+        return .done(UnrevokedResponse(entry))
     }
 
     @Sendable func audit(request: Request, context: Context) async throws -> AuditListResponse {

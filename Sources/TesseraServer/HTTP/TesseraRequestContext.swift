@@ -9,7 +9,11 @@ import TesseraCore
 public struct TesseraRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The verified, unrevoked access token of the caller; nil on public routes.
-    public var identity: VerifiedAccessToken?
+    public var identity: VerifiedAccessToken? {
+        didSet { self.caller.userId = self.identity?.userId }
+    }
+    /// Who the caller is, for the access log line written outside the middleware that found out.
+    let caller = RequestCaller()
     /// The CSRF token the page forms of a signed-in browser carry (set by the pages' session middleware only).
     var csrfToken: String?
     /// The peer's IP address, when the transport knows it.

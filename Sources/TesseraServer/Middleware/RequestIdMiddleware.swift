@@ -14,6 +14,8 @@ struct RequestIdMiddleware<Context: RequestContext>: RouterMiddleware {
         let id = request.headers[Self.headerName].flatMap { Self.isWellFormed($0) ? $0 : nil } ?? Self.newId()
         var context = context
         context.logger[metadataKey: "request"] = .string(id)
+        // Hummingbird's own per-connection counter would be a second, unanswered id on every line.
+        context.logger[metadataKey: "hb.request.id"] = nil
         var response = try await next(request, context)
         response.headers[Self.headerName] = id
         return response

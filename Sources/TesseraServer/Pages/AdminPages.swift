@@ -120,7 +120,60 @@ struct AdminPages {
             }
         }
         admin.post("admin/revoke-all", use: self.revokeAll)
+        admin.post("admin/explain", use: self.explain)
         admin.post("admin/unrevoke-all", use: self.unrevokeAll)
+    }
+
+    /// The answer of the console's "Why is this token refused?" box: a page of its own (a POST's answer, so that
+    /// the token never enters a URL), with the box again.
+    struct ExplainPage: Sendable {
+        let title = "Why is this token refused?"
+        let header: PageHeader
+        let result: Result?
+
+        struct Result: Sendable {
+            let accepted: Bool
+            let verdict: String
+            let reason: String
+            let tokenType: String
+            let detail: String
+            let userId: String?
+            let sessionId: String?
+            let expiresAt: String?
+            let hasCuts: Bool
+            let cuts: [Cut]
+        }
+
+        struct Cut: Sendable {
+            let kind: String
+            let cause: String
+            let at: String
+            let by: String
+            let ip: String
+            let audit: String
+        }
+    }
+
+    @Sendable func explain(request: Request, context: Context) async throws -> Response {
+        let me = try await self.auth.me(try context.requireIdentity())
+        var request = request
+        let form = try await request.formFields(context: context)
+        let token = try form.require("token", label: "The token")
+        let explanation = try await self.auth.explain(token: token)
+        let result = ExplainPage.Result(
+            accepted: explanation.accepted, verdict: explanation.accepted ? "Accepted" : "Refused", reason: explanation.reason,
+            tokenType: explanation.tokenType.replacingOccurrences(of: "_", with: " "), detail: explanation.detail,
+            userId: explanation.userId?.lowercasedString, sessionId: explanation.sessionId?.lowercasedString,
+            expiresAt: explanation.expiresAt.map { PageFormat.time($0) }, hasCuts: !explanation.cuts.isEmpty,
+            cuts: explanation.cuts.map { cut in
+                ExplainPage.Cut(
+                    kind: cut.kind, cause: cut.cause.replacingOccurrences(of: "_", with: " "), at: PageFormat.time(cut.at),
+                    by: cut.actorEmail ?? cut.actorId?.lowercasedString ?? "—", ip: cut.ip ?? "—",
+                    audit: cut.auditId.map { "#\($0) \(cut.auditEvent ?? "")" } ?? "—"
+                )
+            }
+        )
+        return self.renderer.render("explain", ExplainPage(header: try PageHeader(user: me, context: context, onAdmin: true), result: result))
     }
 
     @Sendable func page(request: Request, context: Context) async throws -> Response {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import SQLKit
 import SQLiteKit
 import SQLiteNIO
@@ -24,6 +25,8 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
     /// The follower's own connection, so that no slow read of a request can make the index stale.
     private let logReader: SQLiteConnection
     private let queue = Mutex<QueueState>(QueueState())
+    /// How many transactions each group commit wrote (made when the handle opens, after the metrics backend is chosen).
+    private let groupSizes = CommitBatchMetrics.recorder(writes: "transactions")
     /// This file's name in cursors, once read.
     private let identity = Mutex<String?>(nil)
     /// A random name for this opening of the file.
@@ -160,6 +163,7 @@ public final class SQLiteDatabaseHandle: SQLDatabaseHandle {
                 return false
             }
             guard !live.isEmpty else { continue }
+            self.groupSizes.record(live.count)
             let database = self.writer.sql(queryLogLevel: nil)
             do {
                 try await database.raw("BEGIN IMMEDIATE").run()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 import TesseraCore
 
@@ -298,6 +299,9 @@ public final class KeyManager: Sendable {
             kid: kid, at: now, actorId: actorId, reason: reason, replacement: replacement, unretire: keepSigning, audit: audit
         )
         self.index.apply([entry], now: now)
+        // The same series as the service's other revocations (``ServiceMetrics``); a key revoke is rare enough to
+        // look it up by name.
+        Counter(label: "tessera_revocations_total", dimensions: [("kind", RevocationIndex.Cut.key.rawValue)]).increment()
         await self.reloadAfterChange()
         self.logger.warning("signing key revoked", metadata: ["kid": "\(kid)", "replacement": "\(replacement?.kid ?? "-")"])
         return entry

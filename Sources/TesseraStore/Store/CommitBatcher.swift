@@ -1,3 +1,4 @@
+import Metrics
 import Synchronization
 
 /// Commits many small writes as one: callers that arrive while `lanes` batches are in flight wait together, and the
@@ -27,9 +28,13 @@ final class CommitBatcher<Item: Sendable, Result: Sendable>: Sendable {
     private let write: Write
     /// Whether a failed batch certainly wrote nothing, and so may be tried again one write at a time.
     private let retryAlone: @Sendable (any Error) -> Bool
+    /// How many writes each batch carried.
+    private let batchSizes: Recorder
 
-    init(lanes: Int, maximumBatch: Int, retryAlone: @escaping @Sendable (any Error) -> Bool, write: @escaping Write) {
+    /// - Parameter name: what the writes are, the `writes` label of the batch-size metric.
+    init(name: String, lanes: Int, maximumBatch: Int, retryAlone: @escaping @Sendable (any Error) -> Bool, write: @escaping Write) {
         precondition(lanes > 0 && maximumBatch > 0)
+        self.batchSizes = CommitBatchMetrics.recorder(writes: name)
         self.lanes = lanes
         self.maximumBatch = maximumBatch
         self.retryAlone = retryAlone
@@ -67,6 +72,7 @@ final class CommitBatcher<Item: Sendable, Result: Sendable>: Sendable {
     }
 
     private func commit(_ batch: [Waiting]) async {
+        self.batchSizes.record(batch.count)
         do {
             let results = try await self.written(batch.map(\.item))
             for (waiting, result) in zip(batch, results) { waiting.answer.resume(returning: result) }
@@ -92,5 +98,14 @@ final class CommitBatcher<Item: Sendable, Result: Sendable>: Sendable {
             throw CorruptRow(description: "a batch of \(items.count) writes returned \(results.count) results")
         }
         return results
+    }
+}
+
+/// The batch-size histogram of group commits: one for SQLite's transactions, one for PostgreSQL's sign-outs.
+enum CommitBatchMetrics {
+    static let label = "tessera_commit_batch_size"
+
+    static func recorder(writes: String) -> Recorder {
+        Recorder(label: Self.label, dimensions: [("writes", writes)], aggregate: true)
     }
 }

@@ -7,37 +7,25 @@ extension SQLAuthStore {
     public func unrevoke(_ request: UnrevokeRequest) async throws -> RevocationOutcome {
         let lock = self.database.rowLock
         let outcome = try await self.database.transaction { db in
+            let undo = try await Self.plannedUndo(of: request.target, lock: lock, on: db)
             let entry: RevocationEntry
-            let undoneSeq: Int64
-            var details = ["reason": request.reason ?? ""]
+            var details = ["reason": request.reason ?? "", "undoesSeq": "\(undo.undoneSeq)"]
             switch request.target {
             case .subject(let userId):
-                let id = Column.id(userId)
-                guard let user = try await db.raw("SELECT is_active, accepted_from_version FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first() else {
-                    throw AuthError.userNotFound
-                }
-                guard try user.decode(column: "is_active", as: Int.self) != 0 else { throw AuthError.accountInactiveCannotBeUnrevoked }
-                let current = try user.decode(column: "accepted_from_version", as: Int64.self)
-                let undone = try await Self.latestUndoable(kind: "subject", userId: id, on: db)
-                undoneSeq = undone.seq
-                try await db.raw("UPDATE users SET accepted_from_version = \(bind: undone.restore) WHERE id = \(bind: id)").run()
+                try await db.raw("UPDATE users SET accepted_from_version = \(bind: undo.restore) WHERE id = \(bind: Column.id(userId))").run()
                 entry = try await Self.appendEntry(
-                    .subject(userId: userId, acceptedFromVersion: undone.restore), cause: .unrevoke, at: request.at, actorId: request.actorId,
-                    reason: request.reason, previousValue: current, undoesSeq: undone.seq, on: db
+                    .subject(userId: userId, acceptedFromVersion: undo.restore), cause: .unrevoke, at: request.at, actorId: request.actorId,
+                    reason: request.reason, previousValue: undo.current, undoesSeq: undo.undoneSeq, on: db
                 )
                 details["kind"] = "subject"
             case .global:
-                let current = try await Self.acceptedEpoch(lock: lock, on: db)
-                let undone = try await Self.latestUndoable(kind: "global", userId: nil, on: db)
-                undoneSeq = undone.seq
-                try await db.raw("UPDATE global_state SET accepted_epoch = \(bind: undone.restore) WHERE id = 1").run()
+                try await db.raw("UPDATE global_state SET accepted_epoch = \(bind: undo.restore) WHERE id = 1").run()
                 entry = try await Self.appendEntry(
-                    .global(epoch: undone.restore), cause: .unrevoke, at: request.at, actorId: request.actorId, reason: request.reason, previousValue: current,
-                    undoesSeq: undone.seq, on: db
+                    .global(epoch: undo.restore), cause: .unrevoke, at: request.at, actorId: request.actorId, reason: request.reason,
+                    previousValue: undo.current, undoesSeq: undo.undoneSeq, on: db
                 )
                 details["kind"] = "global"
             }
-            details["undoesSeq"] = "\(undoneSeq)"
             try await Self.insertAudit(
                 AuditRecord(
                     at: request.at, event: .unrevoke, actorId: request.actorId,
@@ -50,6 +38,37 @@ extension SQLAuthStore {
         }
         self.database.announceRevocations()
         return outcome
+    }
+
+    /// What undoing the target's latest cut means: the row undone, the cut-off it restores and the one in force now.
+    /// The un-revoke and its dry run both decide here, with the same checks in the same order, so that a dry run
+    /// refuses exactly where the un-revoke would, with the same error. `lock` is the un-revoke's row lock; a dry run,
+    /// which changes nothing, reads without one.
+    static func plannedUndo(of target: UnrevokeRequest.Target, lock: String, on db: any SQLDatabase) async throws -> PlannedUndo {
+        switch target {
+        case .subject(let userId):
+            let id = Column.id(userId)
+            let user = try await db.raw("SELECT is_active, accepted_from_version FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first()
+            guard let user else { throw AuthError.userNotFound }
+            guard try user.decode(column: "is_active", as: Int.self) != 0 else { throw AuthError.accountInactiveCannotBeUnrevoked }
+            let current = try user.decode(column: "accepted_from_version", as: Int64.self)
+            let undone = try await Self.latestUndoable(kind: "subject", userId: id, on: db)
+            return PlannedUndo(undoneSeq: undone.seq, restore: undone.restore, current: current)
+        case .global:
+            let current = try await Self.acceptedEpoch(lock: lock, on: db)
+            let undone = try await Self.latestUndoable(kind: "global", userId: nil, on: db)
+            return PlannedUndo(undoneSeq: undone.seq, restore: undone.restore, current: current)
+        }
+    }
+
+    /// An un-revoke decided and not yet written (see ``plannedUndo(of:lock:on:)``).
+    struct PlannedUndo {
+        /// The `seq` of the cut undone.
+        var undoneSeq: Int64
+        /// The cut-off that cut replaced, which the undo puts back.
+        var restore: Int64
+        /// The cut-off in force now (the user's `accepted_from_version`, or the accepted epoch).
+        var current: Int64
     }
 
     /// The top of the target's cut stack: its latest cut that no un-revoke row has undone, and the value it replaced.

@@ -16,7 +16,7 @@ public struct SQLAuthStore: AuthStore {
         self.database = database
         self.signOuts =
             database.flavor == .postgres
-            ? CommitBatcher(lanes: Self.signOutLanes, maximumBatch: 256, retryAlone: PostgresDatabaseHandle.wroteNothing) { batch in
+            ? CommitBatcher(name: "sign_outs", lanes: Self.signOutLanes, maximumBatch: 256, retryAlone: PostgresDatabaseHandle.wroteNothing) { batch in
                 try await Self.signOutTogether(batch, on: database)
             } : nil
     }

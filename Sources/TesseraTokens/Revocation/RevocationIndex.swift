@@ -92,6 +92,31 @@ public final class RevocationIndex: Sendable {
         }
     }
 
+    /// Which cuts of the index refuse a token, the narrowest first (this token, its session, its user, everyone,
+    /// its key); empty when none does. For explaining a refusal and counting refusals by cause: never on the path
+    /// of an accepted token.
+    public func cuts(of token: VerifiedAccessToken) -> [Cut] {
+        self.cuts(jti: token.jti, sessionId: token.sessionId, userId: token.userId, version: token.version, epoch: token.epoch, keyId: token.keyId)
+    }
+
+    /// ``cuts(of:)`` for claims: a refresh token's session has no `jti` and no key.
+    public func cuts(jti: UUID?, sessionId: UUID, userId: UUID, version: Int64, epoch: Int64, keyId: String?) -> [Cut] {
+        self.state.withLock { state in
+            var found: [Cut] = []
+            if let jti, state.tokens.contains(jti) { found.append(.token) }
+            if state.sessions.contains(sessionId) { found.append(.session) }
+            if let cutoff = state.subjects[userId], version < cutoff.value { found.append(.subject) }
+            if epoch < state.global.value { found.append(.global) }
+            if let keyId, state.keys.contains(keyId) { found.append(.key) }
+            return found
+        }
+    }
+
+    /// A kind of cut that can refuse a token, named as the log names its rows.
+    public enum Cut: String, Sendable, CaseIterable {
+        case token, session, subject, global, key
+    }
+
     /// Whether a session (for a refresh) is still accepted at the given version and epoch.
     public func isSessionAccepted(sessionId: UUID, userId: UUID, version: Int64, epoch: Int64) -> Bool {
         self.state.withLock { state in
