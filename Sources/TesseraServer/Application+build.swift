@@ -162,7 +162,7 @@ public func buildRouter(services: TesseraServices, configuration: Configuration,
     // Outermost: every request is counted and timed by its route template, whatever answers it.
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: RequestIdMiddleware())
-    router.add(middleware: AccessLogMiddleware())
+    if configuration.accessLog { router.add(middleware: AccessLogMiddleware()) }
     router.add(middleware: ProblemMiddleware())
     if configuration.trustedProxies != .none { router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies)) }
     addAPIRoutes(to: router, services: services, registrationOpen: configuration.registrationOpen)
@@ -185,6 +185,7 @@ func addAPIRoutes(to router: Router<TesseraRequestContext>, services: TesseraSer
     let protectedAPI = router.group("api").add(middleware: AuthenticationMiddleware(auth: auth))
     AuthController(auth: auth, registrationOpen: registrationOpen).addRoutes(open: api.group("auth"), protected: protectedAPI.group("auth"))
     MeController(auth: auth).addRoutes(to: protectedAPI)
+    APITokensController(auth: auth).addRoutes(to: protectedAPI)
     let admin = router.group("api/admin").add(middleware: AuthenticationMiddleware(auth: auth)).add(middleware: AdminMiddleware())
     AdminController(auth: auth).addRoutes(to: admin)
     ExplainController(auth: auth).addRoutes(to: admin)
@@ -248,6 +249,7 @@ public func buildApplication(configuration: Configuration, logger: Logger? = nil
     )
     // Services stop in reverse order: the HTTP server first, then the follower, and the database last.
     app.addServices(StoreCloser(services: services, logger: logger), services.follower)
+    app.addServices(APITokenUseFlusher(auth: services.auth, interval: .seconds(5), logger: logger))
     app.addServices(Housekeeping(store: services.store, auditRetentionDays: configuration.auditRetentionDays, logger: logger))
     // Every instance must read a new key well within its publication period: every 10 s, or more often when the
     // period is short.

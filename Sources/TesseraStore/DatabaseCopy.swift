@@ -41,6 +41,7 @@ public struct DatabaseCopy: Sendable {
             columns: [
                 ("id", .text), ("email", .text), ("email_normalized", .text), ("password_hash", .text), ("role", .text), ("is_active", .integer),
                 ("token_version", .integer), ("accepted_from_version", .integer), ("created_at", .integer), ("updated_at", .integer),
+                ("deleted_at", .integer),
             ],
             key: ["id"], numbered: nil
         ),
@@ -53,7 +54,11 @@ public struct DatabaseCopy: Sendable {
             ],
             key: ["id"], numbered: nil
         ),
-        Table(name: "spent_refresh_tokens", columns: [("token_hash", .text), ("session_id", .text), ("spent_at", .integer)], key: ["token_hash"], numbered: nil),
+        Table(
+            name: "spent_refresh_tokens",
+            columns: [("token_hash", .text), ("session_id", .text), ("spent_at", .integer), ("user_agent_hash", .text), ("client_nonce_hash", .text)],
+            key: ["token_hash"], numbered: nil
+        ),
         Table(
             name: "revocations",
             columns: [
@@ -91,6 +96,15 @@ public struct DatabaseCopy: Sendable {
             columns: [
                 ("id", .text), ("name", .text), ("secret_hash", .text), ("may_introspect", .integer), ("may_revoke", .integer), ("may_feed", .integer),
                 ("created_at", .integer), ("removed_at", .integer),
+            ],
+            key: ["id"], numbered: nil
+        ),
+        Table(
+            name: "api_tokens",
+            columns: [
+                ("id", .text), ("user_id", .text), ("name", .text), ("token_hash", .text), ("role", .text), ("token_version", .integer),
+                ("epoch", .integer), ("created_at", .integer), ("ip", .text), ("user_agent", .text), ("last_used_at", .integer),
+                ("expires_at", .integer), ("invalidated_at", .integer),
             ],
             key: ["id"], numbered: nil
         ),

@@ -28,7 +28,8 @@ struct Explain: AsyncParsableCommand {
             try Output.printJSON(explanation)
         } else {
             print("\(explanation.accepted ? "accepted" : "refused"): \(explanation.reason) (\(explanation.tokenType))")
-            print(explanation.detail)
+            // Operators' reasons are in it: printed as text, never as terminal control sequences.
+            print(Output.printable(explanation.detail))
             var rows: [[String]] = []
             if let user = explanation.userId { rows.append(["user", user.lowercasedString]) }
             if let session = explanation.sessionId { rows.append(["session", session.lowercasedString]) }
@@ -36,9 +37,9 @@ struct Explain: AsyncParsableCommand {
             for cut in explanation.cuts {
                 let audit = cut.auditId.map { "audit #\($0) \(cut.auditEvent ?? "")" } ?? "no audit row"
                 rows.append(["cut", "\(cut.kind) \(cut.cause) seq \(cut.seq), \(audit)"])
-                if cut.detail != explanation.detail { rows.append(["", cut.detail]) }
+                if cut.detail != explanation.detail { rows.append(["", Output.printable(cut.detail)]) }
             }
-            for row in rows { print(row[0].padding(toLength: 9, withPad: " ", startingAt: 0) + row[1]) }
+            for row in rows { print(row[0].padding(toLength: 9, withPad: " ", startingAt: 0) + Output.printable(row[1])) }
         }
         if !explanation.accepted { throw ExitCode(1) }
     }

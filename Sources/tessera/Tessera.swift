@@ -15,7 +15,7 @@ struct Tessera: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Self-hosted sign-in and sessions whose tokens can be taken back at once.",
-        subcommands: [Serve.self, Migrate.self, Copy.self, Backup.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self, Explain.self, Keys.self, Clients.self]
+        subcommands: [Serve.self, Migrate.self, Copy.self, Backup.self, Users.self, Sessions.self, Revoke.self, RevokeAll.self, Unrevoke.self, Audit.self, Explain.self, Keys.self, Clients.self, Tokens.self]
     )
 
     static func main() async {
@@ -116,9 +116,11 @@ extension CommandLine {
             case .invalidEmail: return "this is not an email address"
             case .weakPassword(let why): return "the password is too weak: \(why)"
             case .userNotFound: return "no such user"
+            case .apiTokenNotFound: return "no such API token (or it was revoked already)"
             case .nothingToUndo: return "there is no revocation left to undo"
             case .cutIsFinal(let cause): return "the latest revocation was made by \(cause) and cannot be undone"
             case .accountInactiveCannotBeUnrevoked: return "the account is deactivated; activate it before un-revoking"
+            case .lastAdmin: return "this is the last active admin; make another account admin first (tessera users role EMAIL admin)"
             case .invalidArgument(let why): return why
             default: return "\(error)"
             }

@@ -10,7 +10,7 @@ import Glibc
 /// `tessera users …`: accounts.
 struct Users: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage accounts.", subcommands: [Add.self, List.self, Deactivate.self, Activate.self]
+        abstract: "Manage accounts.", subcommands: [Add.self, List.self, Deactivate.self, Activate.self, ChangeRole.self, Delete.self]
     )
 
     /// `tessera users add EMAIL [--admin] [--password-stdin]`.

@@ -764,5 +764,280 @@ class ServerGoneTests(PageTestCase):
         self.assertEqual(self.notice(browser), "You signed out.")
 
 
+class APITokenPageTests(PageTestCase):
+    """The account page's "API tokens": the secret is shown once and only in the page that made it."""
+
+    TOKEN_SHAPE = re.compile(r"^tsr_[A-Za-z0-9_-]{51}$")
+    REVOKE_WARNING = "Whatever uses this token is refused at once."
+
+    def create_token(self, browser, name, days=None):
+        """Fills in and sends "Create token"; returns the secret shown."""
+        browser.find_element(By.ID, "api-token-name").send_keys(name)
+        if days is not None:
+            browser.find_element(By.ID, "api-token-days").send_keys(str(days))
+        browser.find_element(By.ID, "create-api-token").click()
+        panel = self.wait(browser).until(lambda b: b.find_element(By.ID, "new-api-token") if b.find_element(By.ID, "new-api-token").is_displayed() else False)
+        secret = panel.find_element(By.ID, "new-api-token-secret").get_attribute("value")
+        self.assertRegex(secret, self.TOKEN_SHAPE)
+        self.assertIn(name, panel.text)
+        self.assertIn("It will not be shown again", panel.text)
+        return secret
+
+    def token_row(self, browser, name):
+        def row(b):
+            rows = [r for r in b.find_elements(By.CSS_SELECTOR, "#api-tokens li.api-token") if r.find_element(By.CLASS_NAME, "api-token-name").text == name]
+            return rows[0] if rows else False
+
+        return WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(row)
+
+    def page_request(self, browser, path, fields=None, fetch=False):
+        """A request with the browser's cookies, outside the browser: (status, headers, body)."""
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in browser.get_cookies())
+        data = urllib.parse.urlencode(fields).encode() if fields is not None else None
+        request = urllib.request.Request(self.server.base + path, data=data, headers={"Cookie": cookie})
+        if data is not None:
+            request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        if fetch:
+            request.add_header("X-Tessera-Fetch", "1")
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args):
+                return None
+
+        try:
+            with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
+                return response.status, response.headers, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode()
+
+    def test_a_token_is_shown_once_works_is_listed_and_revoked_after_asking(self):
+        email = self.server.register("tara@example.org")
+        browser = self.sign_in(self.browser(), email)
+        self.assertEqual(browser.find_element(By.ID, "no-api-tokens").text, "No API tokens yet.")
+        self.assertFalse(browser.find_element(By.ID, "new-api-token").is_displayed())
+        self.assert_every_input_labelled(browser)
+
+        secret = self.create_token(browser, "CI deploys", days=7)
+        copy = browser.find_element(By.ID, "copy-api-token")
+        self.assertTrue(copy.is_displayed())
+        self.assertEqual(browser.switch_to.active_element.get_attribute("id"), "new-api-token-secret", "the secret is focused, ready to copy")
+        self.assert_every_input_labelled(browser)
+        # Never in the address, a cookie or the server's log.
+        self.assertEqual(browser.current_url.split("?")[0], self.server.base + "/account")
+        self.assertNotIn(secret, browser.current_url)
+        self.assertFalse([c["name"] for c in browser.get_cookies() if secret in c["value"]])
+        self.assert_no_secret_in_page(browser)
+
+        # The Clipboard API copies it.
+        browser.execute_cdp_cmd(
+            "Browser.grantPermissions", {"origin": self.server.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}
+        )
+        copy.click()
+        self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "#new-api-token .copy-status").text == "Copied.")
+        pasted = browser.execute_async_script("const done = arguments[0]; navigator.clipboard.readText().then(done, e => done('failed: ' + e))")
+        self.assertEqual(pasted, secret)
+        # Without it (a page served over plain HTTP to another host), the field is selected instead.
+        browser.execute_script(
+            "Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined, configurable: true});"
+            "document.getElementById('api-token-name').focus();"
+        )
+        copy.click()
+        self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "#new-api-token .copy-status").text != "Copied." or
+                                 b.switch_to.active_element.get_attribute("id") == "new-api-token-secret")
+        selection = browser.execute_script(
+            "const f = document.getElementById('new-api-token-secret'); return [document.activeElement.id, f.selectionStart, f.selectionEnd]"
+        )
+        self.assertEqual(selection, ["new-api-token-secret", 0, len(secret)])
+        self.assertIn(browser.find_element(By.CSS_SELECTOR, "#new-api-token .copy-status").text,
+                      ["Copied.", "Selected: press Ctrl+C (⌘C on a Mac) to copy it."])
+
+        # The list shows it at once, and the token works on the API.
+        row = self.token_row(browser, "CI deploys")
+        self.assertIn("last used never", row.text)
+        self.assertEqual(row.find_elements(By.CLASS_NAME, "api-token-status"), [])
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=secret)[0], 200)
+        status, listed = self.server.api("GET", "/api/tokens", token=secret)
+        self.assertEqual(status, 200)
+        self.assertEqual([t["name"] for t in listed["tokens"]], ["CI deploys"])
+        self.assertNotIn(secret, json.dumps(listed))
+
+        # A reload never shows the secret again; the list keeps the token, and soon says when it was last used.
+        browser.refresh()
+        self.assertNotIn(secret, browser.page_source)
+        self.assertFalse(browser.find_element(By.ID, "new-api-token").is_displayed())
+        self.assertEqual(browser.find_element(By.ID, "new-api-token-secret").get_attribute("value"), "")
+        status, _, html = self.page_request(browser, "/account")
+        self.assertEqual(status, 200)
+        self.assertNotIn(secret, html)
+
+        def used(b):
+            b.refresh()
+            return "last used never" not in self.token_row(b, "CI deploys").text
+
+        WebDriverWait(browser, 12, poll_frequency=1).until(used)
+
+        # "Revoke" asks first; cancel changes nothing.
+        row = self.token_row(browser, "CI deploys")
+        self.confirm(browser, row.find_element(By.CLASS_NAME, "api-token-revoke"), answer="Cancel", warning=self.REVOKE_WARNING)
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=secret)[0], 200)
+        self.confirm(browser, row.find_element(By.CLASS_NAME, "api-token-revoke"), warning=self.REVOKE_WARNING)
+        self.assertEqual(self.notice(browser), "The API token was revoked: it is refused from now on.")
+        deadline = time.time() + 1
+        while self.server.api("GET", "/api/v1/ping-auth", token=secret)[0] != 401:
+            self.assertLess(time.time(), deadline, "the revoked token is still accepted after a second")
+            time.sleep(0.05)
+        row = self.token_row(browser, "CI deploys")
+        self.assertEqual(row.find_element(By.CLASS_NAME, "api-token-status").text, "Revoked")
+        self.assertEqual(row.find_elements(By.CLASS_NAME, "api-token-revoke"), [], "nothing left to revoke")
+
+        self.server.log.flush()
+        with open(self.server.log.name, encoding="utf-8", errors="replace") as f:
+            self.assertNotIn(secret, f.read())
+
+    def test_without_the_script_the_form_answers_the_secret_once_never_in_a_redirect(self):
+        email = self.server.register("uma@example.org")
+        browser = self.sign_in(self.browser(), email)
+        csrf = browser.find_element(By.CSS_SELECTOR, "#api-token-form input[name=csrf]").get_attribute("value")
+        status, headers, html = self.page_request(browser, "/account/tokens", {"csrf": csrf, "name": "no script"})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Cache-Control"], "no-store")
+        self.assertIsNone(headers["Location"])
+        secret = re.search(r'id="new-api-token-secret"[^>]*value="(tsr_[^"]+)"', html).group(1)
+        self.assertRegex(secret, self.TOKEN_SHAPE)
+        self.assertFalse([c for c in headers.get_all("Set-Cookie") or [] if secret in c])
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=secret)[0], 200)
+        status, _, html = self.page_request(browser, "/account")
+        self.assertNotIn(secret, html)
+        self.assertIn("no script", html)
+
+        # A bad lifetime is refused with the reason, and makes nothing.
+        status, _, answer = self.page_request(browser, "/account/tokens", {"csrf": csrf, "name": "too long", "days": "9999"}, fetch=True)
+        self.assertEqual((status, json.loads(answer)["code"]), (400, "invalid_request"))
+        self.assertIn("expiresInDays", json.loads(answer)["detail"])
+        status, _, answer = self.page_request(browser, "/account/tokens", {"csrf": csrf, "name": "not a number", "days": "soon"}, fetch=True)
+        self.assertEqual(status, 400)
+
+        # A forged post (the browser's cookies, no CSRF token) makes no token.
+        status, _, answer = self.page_request(browser, "/account/tokens", {"name": "forged"}, fetch=True)
+        self.assertEqual((status, json.loads(answer)["code"]), (403, "csrf_failed"))
+        status, _, answer = self.page_request(browser, "/account/tokens", {"csrf": "forged", "name": "forged"}, fetch=True)
+        self.assertEqual(status, 403)
+        listed = self.server.api("GET", "/api/tokens", token=self.server.api_access_token(email))[1]["tokens"]
+        self.assertEqual([t["name"] for t in listed], ["no script"])
+
+        # Nor can another user's token be revoked from this page.
+        other = self.server.register("victor@example.org")
+        status, made = self.server.api("POST", "/api/tokens", {"name": "victor's"}, token=self.server.api_access_token(other))
+        self.assertEqual(status, 201)
+        status, _, answer = self.page_request(browser, f"/account/tokens/{made['id']}/revoke", {"csrf": csrf}, fetch=True)
+        self.assertEqual((status, json.loads(answer)["code"]), (404, "api_token_not_found"))
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=made["token"])[0], 200)
+
+    def test_the_token_section_fits_a_phone_screen(self):
+        email = self.server.register("wren@example.org")
+        phone = self.sign_in(self.browser(**PHONE), email)
+        self.assert_no_sideways_scrolling(phone)
+        secret = self.create_token(phone, "a rather long name for the nightly backup job of the photo library")
+        self.token_row(phone, "a rather long name for the nightly backup job of the photo library")
+        self.assert_no_sideways_scrolling(phone)
+        self.assert_every_input_labelled(phone)
+        self.assertTrue(phone.find_element(By.ID, "copy-api-token").is_displayed())
+        self.screenshot(phone, "account-api-token-phone")
+        phone.refresh()
+        self.assertNotIn(secret, phone.page_source)
+        self.assert_no_sideways_scrolling(phone)
+
+
+class AccountLifecycleTests(PageTestCase):
+    """Deleting one's account from the account page, and an admin changing a role and deleting an account from the console."""
+
+    DELETE_WARNING = "Your account is deleted for good: this cannot be undone."
+
+    def test_delete_account_asks_for_the_password_and_lands_on_login(self):
+        email = self.server.register("olga@example.org")
+        token = self.server.api_access_token(email)
+        browser = self.sign_in(self.browser(), email, device="Olga's laptop")
+        self.assert_every_input_labelled(browser)
+        password = browser.find_element(By.ID, "delete-password")
+
+        # A wrong password: said inline, nothing deleted.
+        password.send_keys("not my password")
+        self.confirm(browser, browser.find_element(By.ID, "delete-account"), warning=self.DELETE_WARNING)
+        error = self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "#delete-account-form .form-status.error"))
+        self.assertEqual(error.text, "The email or password is wrong.")
+        self.assertEqual(browser.current_url.split("?")[0], self.server.base + "/account")
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+
+        # Cancel keeps everything as it was; the right password and "Yes" delete it.
+        password.clear()
+        password.send_keys(PASSWORD)
+        self.confirm(browser, browser.find_element(By.ID, "delete-account"), answer="Cancel", warning=self.DELETE_WARNING)
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 200)
+        self.confirm(browser, browser.find_element(By.ID, "delete-account"), warning=self.DELETE_WARNING)
+        self.wait_for_path(browser, "/login")
+        self.assertEqual(
+            self.notice(browser), "Your account was deleted: every device was signed out and your email and personal data were erased."
+        )
+        self.assertNotIn("tessera_access", {c["name"] for c in browser.get_cookies()})
+        self.assertEqual(self.server.api("GET", "/api/v1/ping-auth", token=token)[0], 401)
+
+        # It cannot sign in; the address can be registered again, as a new account.
+        browser.find_element(By.ID, "email").send_keys(email)
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+        self.wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "#login-form .form-status.error"))
+        self.assertEqual(browser.current_url.split("?")[0], self.server.base + "/login")
+        self.server.register(email)
+        self.sign_in(browser, email)
+        self.assertNotIn("Olga's laptop", browser.find_element(By.ID, "sessions").text)
+
+    def test_an_admin_changes_a_role_and_deletes_an_account_from_the_console(self):
+        email = self.server.register("pia@example.org")
+        user = self.sign_in(self.browser(), email)
+        self.assertEqual(user.find_elements(By.LINK_TEXT, "Admin"), [])
+        admin = self.sign_in(self.browser(), ADMIN)
+        admin.get(self.server.base + "/admin?q=pia")
+        menu = self.open_row_menu(admin, self.user_row(admin, email))
+        make_admin = menu.find_element(By.CSS_SELECTOR, "button.role-change")
+        self.assertEqual(make_admin.text, "Make admin")
+        self.confirm(admin, make_admin, answer="Cancel", warning="Every session of this account is signed out.")
+        self.confirm(admin, make_admin, warning="Every session of this account is signed out.")
+        self.assertEqual(
+            self.notice(admin), "The role was changed and every session of that account signed out; it signs in again with the new role."
+        )
+        self.assertIn("admin", self.user_row(admin, email).find_element(By.CSS_SELECTOR, "td[data-label=Role]").text)
+
+        # The user's browser was signed out by it; signed in again, it has the console.
+        user.find_element(By.LINK_TEXT, "Account").click()
+        self.wait_for_path(user, "/login")
+        self.sign_in(user, email)
+        self.assertEqual(len(user.find_elements(By.LINK_TEXT, "Admin")), 1)
+
+        # The own row offers no deletion (that is the account page's, with the password).
+        own = self.open_row_menu(admin, self.user_row(admin, ADMIN))
+        self.assertEqual(own.find_elements(By.CSS_SELECTOR, "button.delete-user"), [])
+        self.assertIn("your account page", own.find_element(By.CSS_SELECTOR, ".self-warning").text)
+
+        admin.get(self.server.base + "/admin?q=pia")
+        menu = self.open_row_menu(admin, self.user_row(admin, email))
+        self.assertEqual(menu.find_element(By.CSS_SELECTOR, "button.role-change").text, "Make user")
+        self.confirm(
+            admin, menu.find_element(By.CSS_SELECTOR, "button.delete-user"),
+            warning="The account's email and personal data are erased for good; this cannot be undone.",
+        )
+        self.assertEqual(self.notice(admin), "The account was deleted: every session of it was signed out and its personal data erased.")
+        self.assertEqual(admin.find_elements(By.CSS_SELECTOR, f"#users tr[data-email='{email}']"), [])
+        user.find_element(By.LINK_TEXT, "Account").click()
+        self.wait_for_path(user, "/login")
+
+        # Now the last admin: making itself a user is refused inline, and it stays signed in.
+        admin.get(self.server.base + "/admin")
+        own = self.open_row_menu(admin, self.user_row(admin, ADMIN))
+        self.confirm(admin, own.find_element(By.CSS_SELECTOR, "button.role-change"), warning="Every session of this account is signed out, yours included.")
+        error = self.wait(admin).until(lambda b: own.find_element(By.CSS_SELECTOR, "form[action$='/role'] .form-status.error"))
+        self.assertIn("last active admin", error.text)
+        admin.get(self.server.base + "/admin")
+        self.wait_for_path(admin, "/admin")
+
 if __name__ == "__main__":
     unittest.main()

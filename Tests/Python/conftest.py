@@ -176,3 +176,11 @@ def tessera_server(jwt_secret):
     """Starts `tessera serve` on 127.0.0.1 with a fresh SQLite database; yields its base URL; stops it afterwards."""
     with running_tessera(jwt_secret) as server:
         yield server.base_url
+
+
+def run_cli(server, *args, expect=0):
+    """Runs `tessera ARGS --database URL` against a running server's database and checks its exit status."""
+    result = subprocess.run([BINARY, *args, "--database", server.database_url], env=server.env, capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == expect, f"{args}: {result.returncode} {result.stdout!r} {result.stderr!r}"
+    return result

@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import BINARY, new_email, running_tessera
+from conftest import new_email, running_tessera, run_cli
 
 PASSWORD = "correct horse battery"
 TIMEOUT = 10
@@ -29,11 +29,7 @@ def server(jwt_secret):
         yield server
 
 
-def cli(server, *args, expect=0):
-    result = subprocess.run([BINARY, *args, "--database", server.database_url], env=server.env, capture_output=True, text=True,
-                            timeout=60, stdin=subprocess.DEVNULL)
-    assert result.returncode == expect, f"{args}: {result.returncode} {result.stdout!r} {result.stderr!r}"
-    return result
+cli = run_cli
 
 
 def dry_run(server, *args):

@@ -509,9 +509,10 @@ def test_json_logs_carry_request_ids_routes_and_users_and_never_a_secret(jwt_sec
         assert get("/api/v1/ping-auth", garbage).status_code == 401
         assert get(f"/api/v1/ping-auth?access_token={access}&refresh_token={pairs[2]['refreshToken']}").status_code == 401
         assert get("/api/me", access, headers={"X-Api-Key": access, "Cookie": f"tessera_access={access}"}).status_code == 200
-        # The spent refresh token presented again (which ends its session), and another session ended by id (a route
-        # with a parameter).
-        spent = requests.post(f"{server.base_url}/api/auth/refresh", json={"refreshToken": first["refreshToken"]}, timeout=10)
+        # The spent refresh token presented again by another client (which ends its session), and another session
+        # ended by id (a route with a parameter).
+        spent = requests.post(f"{server.base_url}/api/auth/refresh", json={"refreshToken": first["refreshToken"]},
+                              headers={"User-Agent": "replay/1.0"}, timeout=10)
         assert spent.status_code == 401, describe(spent)
         pairs.append(sign_in(server, email, password))
         access = pairs[1]["accessToken"]

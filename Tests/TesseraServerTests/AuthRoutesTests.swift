@@ -94,16 +94,20 @@ import TesseraCore
     }
 
     @Test func refreshRotatesAndAReplayedRefreshTokenEndsTheSession() async throws {
-        // Attack: a refresh token copied off a device and replayed.
+        // Attack: a refresh token copied off a device and replayed after its owner refreshed on (the other replays,
+        // and the retries that are not replays, are RefreshReuseTests').
         try await TestApp.run { client in
             try await client.register()
             let first = try await client.login()
             let rotated = try JSONBody(try await client.postJSON("/api/auth/refresh", ["refreshToken": first.string("refreshToken")!]))
             #expect(rotated.string("sessionId") == first.string("sessionId"))
+            #expect(rotated.string("refreshToken") != first.string("refreshToken"))
             #expect(try await client.ping(rotated.string("accessToken")) == .ok)
+            let owner = try JSONBody(try await client.postJSON("/api/auth/refresh", ["refreshToken": rotated.string("refreshToken")!]))
+            #expect(try await client.ping(owner.string("accessToken")) == .ok)
             let replay = try await client.postJSON("/api/auth/refresh", ["refreshToken": first.string("refreshToken")!])
             #expect(replay.status == .unauthorized)
-            #expect(try await client.ping(rotated.string("accessToken")) == .unauthorized)
+            #expect(try await client.ping(owner.string("accessToken")) == .unauthorized)
             #expect(try await client.postJSON("/api/auth/refresh", ["refreshToken": "not-a-token"]).status == .unauthorized)
         }
     }

@@ -119,7 +119,7 @@ import TesseraCore
 
     @Test(arguments: [
         ("", "not_a_token"), ("hello world", "not_a_token"), ("a.b.c", "malformed"),
-        ("tsr_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", "unknown_api_token"),
+        ("tsr_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", "malformed"), (APIToken.generate(), "unknown_api_token"),
         (String(repeating: "A", count: 43), "unknown_refresh_token"),
     ])
     func explainRefusesWhatIsNoTokenOfOursWithAStableReason(_ token: String, _ reason: String) async throws {

@@ -37,7 +37,7 @@ import TesseraCore
                 #expect(await process.accepts(second))
 
                 await #expect(throws: AuthError.invalidRefreshToken) {
-                    _ = try await process.auth.refresh(refreshToken: first.refreshToken, origin: RequestOrigin(ip: "203.0.113.9"))
+                    _ = try await process.auth.refresh(refreshToken: first.refreshToken, origin: RequestOrigin(ip: "203.0.113.9", userAgent: "thief"))
                 }
                 #expect(await !process.accepts(first))
                 #expect(await !process.accepts(second))

@@ -166,12 +166,46 @@ import TesseraCore
         }
     }
 
-    /// Two refreshes of one refresh token at once: one rotates, the other is told the token was already used (and
-    /// the session goes, as for any reuse); never a constraint violation or a 500.
-    /// On SQLite both come to one process (one file is one server; two processes writing it at once under load
-    /// answer "busy", by design); on PostgreSQL to two instances.
+    /// Refreshes of one refresh token at once by one client (two tabs, a phone that retried; on PostgreSQL through two
+    /// instances): every one is answered with the same successor and the session lives on — none is taken for a
+    /// replay. On SQLite all come to one process (one file is one server; two processes writing it at once under
+    /// load answer "busy", by design).
     @Test(arguments: TestBackend.all)
-    func twoRefreshesOfOneTokenAtOnceNeverFail(_ backend: TestBackend) async throws {
+    func refreshesOfOneTokenAtOnceByOneClientAllGetTheSameSuccessor(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            try await database.withProcess { one in
+                try await database.withProcess { other in
+                    let two = backend == .postgres ? other : one
+                    for round in 0..<3 {
+                        let pair = try await one.signUpAndIn("ann@example.org", device: "phone \(round)")
+                        let origin = RequestOrigin(userAgent: "TesseraPhone/1.0")
+                        let outcomes = await withTaskGroup(of: Result<TokenPair, any Error>.self) { group in
+                            for index in 0..<20 {
+                                let process = index % 2 == 0 ? one : two
+                                group.addTask { await outcome { try await process.auth.refresh(refreshToken: pair.refreshToken, origin: origin) } }
+                            }
+                            return await group.reduce(into: []) { $0.append($1) }
+                        }
+                        let pairs = outcomes.compactMap { try? $0.get() }
+                        #expect(pairs.count == 20, "every presentation by the same client succeeds: \(outcomes.filter { (try? $0.get()) == nil })")
+                        #expect(Set(pairs.map(\.refreshToken)).count == 1, "one successor for all")
+                        #expect(Set(pairs.map(\.sessionId)) == [pair.sessionId])
+                        let successor = try #require(pairs.first)
+                        #expect(await one.accepts(successor))
+                        let next = try await two.auth.refresh(refreshToken: successor.refreshToken, origin: origin)
+                        #expect(await one.accepts(next), "the session lives on")
+                    }
+                    #expect(try await one.store.auditEvents(AuditQuery(event: .tokenReuseDetected)).isEmpty)
+                }
+            }
+        }
+    }
+
+    /// Attack stopped: two refreshes of one token at once by two clients (a thief racing the owner; on PostgreSQL
+    /// through two instances) — at most one rotates, the other is reuse and the session goes; never a constraint
+    /// violation or a 500.
+    @Test(arguments: TestBackend.all)
+    func twoRefreshesOfOneTokenAtOnceByTwoClientsNeverBothWin(_ backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { database in
             try await database.withProcess { one in
                 try await database.withProcess { other in
@@ -186,11 +220,51 @@ import TesseraCore
                         // before the winner checked it there, the winner is refused too: neither gets tokens for a
                         // session that has ended, which is the safe answer (seen under a loaded parallel run).
                         #expect(rotated.count <= 1, "at most one refresh wins: \(outcomes)")
-                        if rotated.isEmpty { #expect(await !one.accepts(pair), "no winner: then the session has ended") }
+                        try await one.follower.catchUp()
+                        #expect(await !one.accepts(pair), "the session has ended")
                         for case .failure(let error) in outcomes {
                             #expect(error is AuthError, "the loser is told why (\(error)), not a database error")
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Attack stopped: the same client's retry is a retry only for the reuse interval (10 s by default); a spent token
+    /// presented after it is a replay, on every instance, even while its successor is still unused.
+    @Test(arguments: TestBackend.all)
+    func aSpentTokenPresentedAfterTheIntervalIsReuseOnEveryInstance(_ backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { database in
+            let clock = ManualWallClock(Date())
+            try await database.withProcess(clock: clock) { one in
+                try await database.withProcess(clock: clock) { two in
+                    let origin = RequestOrigin(userAgent: "TesseraPhone/1.0")
+                    let pair = try await one.signUpAndIn()
+                    let first = try await one.auth.refresh(refreshToken: pair.refreshToken, origin: origin)
+                    clock.advance(by: .seconds(9))
+                    let retried = try await two.auth.refresh(refreshToken: pair.refreshToken, origin: origin)
+                    #expect(retried.refreshToken == first.refreshToken, "within the interval another instance derives the same successor")
+                    clock.advance(by: .seconds(1))
+                    await #expect(throws: AuthError.invalidRefreshToken) {
+                        try await two.auth.refresh(refreshToken: pair.refreshToken, origin: origin)
+                    }
+                    try await one.follower.catchUp()
+                    #expect(await !one.accepts(first))
+                    await #expect(throws: AuthError.invalidRefreshToken) {
+                        try await one.auth.refresh(refreshToken: first.refreshToken, origin: origin)
+                    }
+                    let reuse = try await one.store.auditEvents(AuditQuery(event: .tokenReuseDetected))
+                    #expect(reuse.map { $0.details["reason"] } == ["after_reuse_interval"])
+                    // Only hashes: neither refresh token, nor the user agent, is in what the database keeps of them.
+                    let kept = try await one.store.database.read { db in
+                        try await db.raw("SELECT token_hash, user_agent_hash, client_nonce_hash FROM spent_refresh_tokens").all().map { row in
+                            try ["token_hash", "user_agent_hash", "client_nonce_hash"].map { try row.decode(column: $0, as: String?.self) ?? "" }
+                                .joined()
+                        }
+                    }
+                    #expect(kept.count == 1)
+                    for secret in [pair.refreshToken, first.refreshToken, "TesseraPhone"] { #expect(!kept.joined().contains(secret)) }
                 }
             }
         }
@@ -340,6 +414,7 @@ private final class ForeignCursorStore: AuthStore, @unchecked Sendable {
     func credentials(normalizedEmail: String) async throws -> UserCredentials? { try await self.base.credentials(normalizedEmail: normalizedEmail) }
     func openSession(_ session: NewSession, audit: AuditRecord) async throws -> SessionGrant { try await self.base.openSession(session, audit: audit) }
     func rotateRefreshToken(_ rotation: RefreshRotation) async throws -> RefreshOutcome { try await self.base.rotateRefreshToken(rotation) }
+    func refreshSuccessorSecret() async throws -> String { try await self.base.refreshSuccessorSecret() }
     func liveSessions(userId: UUID, now: Date) async throws -> [Session] { try await self.base.liveSessions(userId: userId, now: now) }
     func revoke(_ request: RevocationRequest) async throws -> RevocationOutcome { try await self.base.revoke(request) }
     func revocations(after seq: Int64, limit: Int) async throws -> [RevocationEntry] { try await self.base.revocations(after: seq, limit: limit) }
@@ -350,6 +425,8 @@ private final class ForeignCursorStore: AuthStore, @unchecked Sendable {
         try await self.base.users(matching: search, afterEmail: afterEmail, limit: limit)
     }
     func activate(userId: UUID, audit: AuditRecord) async throws -> User? { try await self.base.activate(userId: userId, audit: audit) }
+    func changeRole(_ change: RoleChange) async throws -> RoleChangeOutcome { try await self.base.changeRole(change) }
+    func deleteAccount(_ deletion: AccountDeletion) async throws -> RevocationOutcome { try await self.base.deleteAccount(deletion) }
     func deleteAuditEvents(before date: Date) async throws -> Int { try await self.base.deleteAuditEvents(before: date) }
     func deleteExpiredRows(revocationsBefore: Date, sessionsBefore: Date) async throws -> ExpiredRowsDeleted {
         try await self.base.deleteExpiredRows(revocationsBefore: revocationsBefore, sessionsBefore: sessionsBefore)
@@ -362,6 +439,12 @@ private final class ForeignCursorStore: AuthStore, @unchecked Sendable {
     }
     func revocationHistory(of target: RevocationHistoryTarget) async throws -> [RevocationRecord] { try await self.base.revocationHistory(of: target) }
     func refreshTokenRecord(hash: String) async throws -> RefreshTokenRecord? { try await self.base.refreshTokenRecord(hash: hash) }
+    func createAPIToken(_ token: NewAPIToken, audit: AuditRecord) async throws -> APITokenRecord { try await self.base.createAPIToken(token, audit: audit) }
+    func apiToken(hash: String) async throws -> APITokenRecord? { try await self.base.apiToken(hash: hash) }
+    func apiToken(id: UUID) async throws -> APITokenRecord? { try await self.base.apiToken(id: id) }
+    func apiTokens(userId: UUID) async throws -> [APITokenRecord] { try await self.base.apiTokens(userId: userId) }
+    func revokeAPIToken(id: UUID, request: RevocationRequest) async throws -> RevocationOutcome? { try await self.base.revokeAPIToken(id: id, request: request) }
+    func recordAPITokenUse(_ uses: [UUID: Date]) async throws { try await self.base.recordAPITokenUse(uses) }
 }
 
 /// The outcome of an async throwing call, as a value.

@@ -29,6 +29,14 @@ public enum AuditEventName: String, Sendable, Codable, CaseIterable {
     case clientAdded = "CLIENT_ADDED"
     /// A client was removed.
     case clientRemoved = "CLIENT_REMOVED"
+    /// A personal API token was created (`details.tokenId`, `details.name`).
+    case apiTokenCreated = "API_TOKEN_CREATED"
+    /// A personal API token was revoked by its holder, an operator or the CLI (`details.tokenId`).
+    case apiTokenRevoked = "API_TOKEN_REVOKED"
+    /// An account's role changed (`details.from`, `details.to`); every token of it was revoked.
+    case roleChanged = "ROLE_CHANGED"
+    /// An account was deleted: its tokens revoked, its personal data erased, its row kept as a tombstone.
+    case accountDeleted = "ACCOUNT_DELETED"
 }
 
 /// One audit row, written in the same transaction as the change it records.

@@ -11,12 +11,7 @@ extension AuthService {
         guard !token.isEmpty, token.utf8.count <= AccessTokenVerifier.maximumTokenLength else {
             return TokenExplanation(tokenType: "unknown", reason: "not_a_token", detail: "This is not a token Tessera issues (empty or far too long).")
         }
-        if token.hasPrefix("tsr_") {
-            return TokenExplanation(
-                tokenType: "api_token", reason: "unknown_api_token",
-                detail: "This looks like an API token, and this server issues none: no request accepts it."
-            )
-        }
+        if token.hasPrefix(APIToken.prefix) { return try await self.explainAPIToken(token) }
         if token.utf8.contains(UInt8(ascii: ".")) { return try await self.explainAccessToken(token) }
         if OpaqueToken.isWellFormed(token) { return try await self.explainRefreshToken(token) }
         return TokenExplanation(
@@ -65,6 +60,43 @@ extension AuthService {
                 keyId: verified.keyId
             )
             explanation.detail = explanation.cuts.first?.detail ?? "The token is revoked."
+        }
+        return explanation
+    }
+
+    private func explainAPIToken(_ token: String) async throws -> TokenExplanation {
+        var explanation = TokenExplanation(tokenType: "api_token", reason: "accepted", detail: "")
+        guard APIToken.isWellFormed(token) else {
+            explanation.reason = "malformed"
+            explanation.detail = "Its checksum does not match: a typo, a cut-off copy, or a made-up token."
+            return explanation
+        }
+        guard let record = try await self.store.apiToken(hash: APIToken.hash(token)) else {
+            explanation.reason = "unknown_api_token"
+            explanation.detail = "No API token with this secret was ever made here."
+            return explanation
+        }
+        let caller = record.caller
+        explanation.userId = record.userId
+        explanation.issuedAt = record.createdAt
+        explanation.expiresAt = record.expiresAt
+        let now = self.clock.now()
+        let cuts = self.index.cuts(of: caller)
+        if !cuts.isEmpty {
+            explanation.reason = "revoked"
+            explanation.cuts = try await self.explainCuts(
+                cuts, jti: caller.jti, sessionId: caller.sessionId, userId: caller.userId, version: caller.version, epoch: caller.epoch, keyId: nil
+            )
+            explanation.detail = explanation.cuts.first?.detail ?? "The API token is revoked."
+        } else if record.expiresAt <= now {
+            explanation.reason = "expired"
+            explanation.detail = "The API token \"\(record.name)\" expired at \(Self.format(record.expiresAt))."
+        } else if self.index.verdict(for: caller) == .stale {
+            explanation.reason = "index_stale"
+            explanation.detail = "This instance has not read the revocation log within its bound: it refuses every token until it can (503)."
+        } else {
+            explanation.accepted = true
+            explanation.detail = "The API token \"\(record.name)\" is valid and no cut refuses it; it expires at \(Self.format(record.expiresAt))."
         }
         return explanation
     }
@@ -162,11 +194,22 @@ extension AuthService {
         // The audit row shares the log row's transaction and its instant; of the rows of that millisecond, the one
         // about this user or session.
         let audits = try await self.store.auditEvents(AuditQuery(since: at, until: at.addingTimeInterval(0.0015), limit: 50))
+        // The event the cause writes first (another request of the same user may share the millisecond), then
+        // anything about this session or user.
+        let expected = Self.auditEvents(of: record.cause)
+        let aboutThis: (AuditRecord) -> Bool = { audit in
+            switch cut {
+            case .session: audit.sessionId == sessionId || audit.subjectId == userId
+            case .token: audit.details["jti"] == record.entry.kind.targetId || audit.details["tokenId"] == record.entry.kind.targetId
+            case .subject: audit.subjectId == userId || audit.subjectIds.contains(userId)
+            case .global: true
+            case .key: audit.details["kid"] == record.entry.kind.targetId
+            }
+        }
         let audit =
-            audits.first { $0.sessionId == sessionId && cut == .session }
-            ?? audits.first { $0.subjectId == userId || $0.subjectIds.contains(userId) }
-            ?? audits.first { cut == .global && $0.event == .revokeAll }
-            ?? audits.first { cut == .key && $0.details["kid"] != nil }
+            audits.first { expected.contains($0.event) && aboutThis($0) }
+            ?? audits.first { expected.contains($0.event) && (cut == .global || cut == .key) }
+            ?? audits.first(where: aboutThis)
         let actorId = record.entry.actorId ?? audit?.actorId
         let actorEmail = try await actorId.asyncMap { try await self.store.user(id: $0)?.email }
         let reason = record.entry.reason ?? audit?.details["reason"]
@@ -181,6 +224,24 @@ extension AuthService {
         )
     }
 
+    /// The audit events a cut of this cause writes in its transaction.
+    static func auditEvents(of cause: RevocationCause) -> Set<AuditEventName> {
+        switch cause {
+        case .signOut, .signOutEverywhere, .signOutOthers: [.authLogout]
+        case .passwordChanged, .passwordReset: [.passwordChanged]
+        case .deactivated: [.accountDeactivated]
+        case .adminRevoke: [.revokeUsers]
+        case .revokeAll: [.revokeAll]
+        case .refreshTokenReuse: [.tokenReuseDetected]
+        case .tokenRevoked: [.tokenRevoked, .apiTokenRevoked]
+        case .keyRevoked: [.keyRevoked]
+        case .roleChanged: [.roleChanged]
+        case .accountDeleted: [.accountDeleted]
+        case .unrevoke: [.unrevoke]
+        case .unknown: []
+        }
+    }
+
     static func cutDescription(_ cut: RevocationIndex.Cut, cause: RevocationCause) -> String {
         switch (cut, cause) {
         case (.session, .signOut): "This session was signed out"
@@ -193,6 +254,8 @@ extension AuthService {
         case (.subject, .signOutOthers): "Every other session of this user was cut by \"sign out of other devices\""
         case (.subject, .deactivated): "Every token of this user was cut when the account was deactivated"
         case (.subject, .adminRevoke): "Every token of this user was revoked by an administrator"
+        case (.subject, .roleChanged): "Every token of this user was cut when the account's role changed"
+        case (.subject, .accountDeleted): "Every token of this user was cut when the account was deleted"
         case (.subject, _): "Every token of this user was cut (\(cause.rawValue))"
         case (.global, _): "Everyone's tokens were cut (revoke-all)"
         case (.key, _): "The key that signed this token was revoked"
@@ -225,6 +288,19 @@ extension AuthService {
 
     static func format(_ date: Date) -> String {
         date.formatted(.iso8601)
+    }
+}
+
+extension RevocationKind {
+    /// The id a row is about, as audit details write it (lower case), or the key's id.
+    fileprivate var targetId: String? {
+        switch self {
+        case .token(let jti, _): jti.lowercasedString
+        case .session(let id, _): id.lowercasedString
+        case .subject(let userId, _): userId.lowercasedString
+        case .global: nil
+        case .key(let kid): kid
+        }
     }
 }
 

@@ -7,6 +7,8 @@ public struct IntrospectedToken: Sendable, Equatable {
     public enum Kind: String, Sendable {
         case accessToken = "access_token"
         case refreshToken = "refresh_token"
+        /// A personal API token (`tsr_…`).
+        case apiToken = "api_token"
     }
 
     public var kind: Kind
@@ -44,6 +46,22 @@ extension AuthService {
                 issuedAt: verified.issuedAt, expiresAt: verified.expiresAt
             )
         }
+        if token.hasPrefix(APIToken.prefix) {
+            let caller: VerifiedAccessToken
+            do {
+                caller = try await self.authenticate(apiToken: token)
+            } catch AuthError.revocationIndexStale {
+                throw AuthError.revocationIndexStale
+            } catch let error as AuthError {
+                _ = error
+                return nil
+            }
+            guard let username = try await self.username(of: caller.userId) else { return nil }
+            return IntrospectedToken(
+                kind: .apiToken, userId: caller.userId, sessionId: caller.sessionId, jti: caller.jti, role: caller.role, username: username,
+                issuedAt: caller.issuedAt, expiresAt: caller.expiresAt
+            )
+        }
         guard OpaqueToken.isWellFormed(token) else { return nil }
         guard self.index.isCurrent() else { throw AuthError.revocationIndexStale }
         guard let grant = try await self.store.session(refreshTokenHash: OpaqueToken.hash(token), now: self.clock.now()), grant.user.isActive,
@@ -76,6 +94,18 @@ extension AuthService {
                     actorId: clientId == nil ? verified.userId : nil, reason: "rfc7009", at: now, audit: [audit]
                 )
             )
+            return
+        }
+        if token.hasPrefix(APIToken.prefix) {
+            // Possession is authority here too: whoever holds an API token may take it back.
+            guard APIToken.isWellFormed(token), let record = try await self.store.apiToken(hash: APIToken.hash(token)), record.invalidatedAt == nil else {
+                return
+            }
+            do {
+                try await self.revokeAPIToken(id: record.id, owner: nil, actorId: clientId == nil ? record.userId : nil, origin: origin)
+            } catch AuthError.apiTokenNotFound {
+                // Revoked meanwhile by someone else: the same 200.
+            }
             return
         }
         guard OpaqueToken.isWellFormed(token), let grant = try await self.store.session(refreshTokenHash: OpaqueToken.hash(token), now: now) else { return }

@@ -61,15 +61,7 @@ extension AuthService {
     /// gets a fresh pair for this session.
     public func changePassword(_ caller: VerifiedAccessToken, currentPassword: String, newPassword: String, origin: RequestOrigin) async throws -> TokenPair {
         let now = self.clock.now()
-        guard let user = try await self.store.user(id: caller.userId), let normalized = Credentials.normalize(email: user.email),
-            let credentials = try await self.store.credentials(normalizedEmail: normalized)
-        else { throw AuthError.userNotFound }
-        let attempt = LoginThrottle.Attempt(account: normalized, address: origin.ip)
-        try await self.throttle.admit(attempt, now: now)
-        guard try await self.checkPassword(currentPassword, against: credentials.passwordHash) else {
-            try await self.throttle.recordFailure(attempt, now: now)
-            throw AuthError.invalidCredentials
-        }
+        try await self.checkCurrentPassword(of: caller, password: currentPassword, origin: origin, now: now)
         try Credentials.validate(password: newPassword)
         let newHash = try await self.hasher.hash(newPassword)
         let audit = AuditRecord(

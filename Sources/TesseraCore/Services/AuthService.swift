@@ -23,6 +23,10 @@ public struct AuthService: Sendable {
     let decoyPassword = OpaqueToken.generate()
     /// Accounts' usernames for introspection.
     let usernames = UsernameCache()
+    /// API tokens seen on this instance, and their last use not yet written.
+    public let apiTokenCache = APITokenCache()
+    /// Derives each refresh token's successor, so that a retry gets the same one (``refresh(refreshToken:clientNonce:origin:)``).
+    let refreshSuccessor: RefreshSuccessor
     /// Token checks, sign-ins and revocations, counted (``ServiceMetrics``).
     public let metrics: ServiceMetrics
     let logger: Logger
@@ -52,6 +56,7 @@ public struct AuthService: Sendable {
         self.signer = AccessTokenSigner(keys: keys, settings: settings)
         self.verifier = AccessTokenVerifier(keys: keys, settings: settings)
         self.decoyHash = try await hasher.hash(OpaqueToken.generate())
+        self.refreshSuccessor = RefreshSuccessor(readSecret: { try await store.refreshSuccessorSecret() })
         self.metrics = ServiceMetrics()
         self.logger = logger
     }
@@ -158,24 +163,44 @@ public struct AuthService: Sendable {
         return try await self.issuePair(for: grant, refreshToken: refreshToken, now: now)
     }
 
-    /// Spends a refresh token for a new pair. A token presented a second time is theft: its whole session is
-    /// revoked and audited, and the call fails like any invalid token.
-    public func refresh(refreshToken: String, origin: RequestOrigin) async throws -> TokenPair {
+    /// Spends a refresh token for a new pair.
+    ///
+    /// The same token presented again by the same client (same session, user agent and `clientNonce`) within
+    /// ``TokenSettings/refreshReuseInterval`` of being spent, while its successor is unused, is answered with the same
+    /// successor and a new access token: a phone that lost the answer and retried, or two tabs at once, must not be
+    /// signed out. Presented again in any other way — later, by another client, or after the successor was used — it
+    /// is theft: its whole session is revoked and audited, and the call fails like any invalid token.
+    ///
+    /// - Parameter clientNonce: a value the client chose for this refresh (at most ``maximumClientNonceLength``
+    ///   characters); when given, only a presentation with the same nonce counts as its retry.
+    public func refresh(refreshToken: String, clientNonce: String? = nil, origin: RequestOrigin) async throws -> TokenPair {
+        // Counted in Unicode scalars, as JSON Schema's `maxLength` counts (openapi.yaml).
+        if let clientNonce, clientNonce.isEmpty || clientNonce.unicodeScalars.count > Self.maximumClientNonceLength {
+            throw AuthError.invalidArgument("clientNonce must be 1 to \(Self.maximumClientNonceLength) characters")
+        }
         guard OpaqueToken.isWellFormed(refreshToken) else { throw AuthError.invalidRefreshToken }
         let now = self.clock.now()
         // Before the rotation commits: a pair that cannot be signed must not spend the refresh token (the client
-        // would retry with it, and a spent token presented again revokes the whole session).
+        // would retry with it, and a spent token presented again may revoke the whole session).
         try await self.ensureSigningKey(now: now)
-        let successor = OpaqueToken.generate()
+        let successor = try await self.refreshSuccessor.successor(of: refreshToken)
         let rotation = RefreshRotation(
             presentedHash: OpaqueToken.hash(refreshToken),
             successorHash: OpaqueToken.hash(successor),
             now: now,
             origin: origin,
-            reuseRevocationUntil: self.settings.accessTokensIssued(before: now)
+            reuseRevocationUntil: self.settings.accessTokensIssued(before: now),
+            client: RefreshRotation.Client(userAgent: origin.userAgent, nonce: clientNonce),
+            reuseInterval: self.settings.refreshReuseInterval
         )
-        switch try await self.store.rotateRefreshToken(rotation) {
-        case .rotated(let grant):
+        let outcome = try await self.store.rotateRefreshToken(rotation)
+        if case .retried(let grant) = outcome {
+            self.logger.debug(
+                "refresh retried within the reuse interval: the same successor again", metadata: ["session": "\(grant.session.id.lowercasedString)"]
+            )
+        }
+        switch outcome {
+        case .rotated(let grant), .retried(let grant):
             let session = grant.session
             guard self.index.isSessionAccepted(sessionId: session.id, userId: session.userId, version: session.tokenVersion, epoch: session.epoch)
             else { throw AuthError.invalidRefreshToken }
@@ -192,6 +217,9 @@ public struct AuthService: Sendable {
             throw AuthError.invalidRefreshToken
         }
     }
+
+    /// The longest `clientNonce` a refresh accepts: enough for any random value a client would choose.
+    public static let maximumClientNonceLength = 256
 
     /// Checks a password against a hash (the decoy's when there is no account) at bcrypt's full cost. A password
     /// that could never have been set — with NUL, over 72 bytes, too short — is refused without being handed to

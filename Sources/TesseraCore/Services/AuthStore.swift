@@ -17,8 +17,13 @@ public protocol AuthStore: Sendable {
 
     /// Opens a session at the user's current token version and the current epoch.
     func openSession(_ session: NewSession, audit: AuditRecord) async throws -> SessionGrant
-    /// Spends a refresh token and stores its successor; a spent token presented again revokes its session.
+    /// Spends a refresh token and stores its successor. A spent token presented again by the same client within the
+    /// rotation's reuse interval, while its successor is current, is answered with that session again
+    /// (``RefreshOutcome/retried(_:)``); presented again in any other way it revokes its session.
     func rotateRefreshToken(_ rotation: RefreshRotation) async throws -> RefreshOutcome
+    /// The secret refresh-token successors are derived from (``RefreshSuccessor``): made once per database, so that
+    /// every instance on it derives the same successor.
+    func refreshSuccessorSecret() async throws -> String
     /// The user's live sessions: not invalidated, not expired, not cut off by a subject or global revocation.
     func liveSessions(userId: UUID, now: Date) async throws -> [Session]
 
@@ -49,8 +54,18 @@ public protocol AuthStore: Sendable {
 
     /// Accounts by normalized email, optionally only those containing `search`, after the cursor's email.
     func users(matching search: String?, afterEmail: String?, limit: Int) async throws -> [User]
-    /// Sets an account active again (old tokens stay revoked). Returns nil for an unknown id.
+    /// Sets an account active again (old tokens stay revoked). Returns nil for an unknown or deleted id.
     func activate(userId: UUID, audit: AuditRecord) async throws -> User?
+    /// Gives an account a role, in one transaction with a cut of every token of it (cause `role_changed`) and the
+    /// `ROLE_CHANGED` audit row; writes nothing when it has that role already. Refuses demoting the last active admin
+    /// (``AuthError/lastAdmin``), deciding under a lock of every active admin's row, so that two demotions at once
+    /// cannot both pass; ``AuthError/userNotFound`` for an unknown or deleted account.
+    func changeRole(_ change: RoleChange) async throws -> RoleChangeOutcome
+    /// Deletes an account in one transaction: a cut of every token of it (cause `account_deleted`), every session
+    /// ended, its personal data erased from the account, its sessions and the audit rows about it, the row kept as a
+    /// tombstone (``AccountDeletion``), and the `ACCOUNT_DELETED` audit row. Refuses the last active admin
+    /// (``AuthError/lastAdmin``, under the lock ``changeRole(_:)`` takes) and an unknown or deleted account.
+    func deleteAccount(_ deletion: AccountDeletion) async throws -> RevocationOutcome
     /// Deletes audit rows older than the date; returns how many went.
     func deleteAuditEvents(before date: Date) async throws -> Int
     /// Deletes what can no longer matter: revocation rows of single tokens and sessions whose `until` is before
@@ -80,34 +95,21 @@ public protocol AuthStore: Sendable {
     /// What the database knows of a refresh token by its hash, current or spent, whatever its session's state; nil
     /// when it was never issued here (or its session was deleted).
     func refreshTokenRecord(hash: String) async throws -> RefreshTokenRecord?
-}
 
-/// One refresh: the presented token's hash and its successor's.
-public struct RefreshRotation: Sendable {
-    public var presentedHash: String
-    public var successorHash: String
-    public var now: Date
-    public var origin: RequestOrigin
-    /// Where a reuse revocation's session entry may be dropped from the index.
-    public var reuseRevocationUntil: Date
-
-    public init(presentedHash: String, successorHash: String, now: Date, origin: RequestOrigin, reuseRevocationUntil: Date) {
-        self.presentedHash = presentedHash
-        self.successorHash = successorHash
-        self.now = now
-        self.origin = origin
-        self.reuseRevocationUntil = reuseRevocationUntil
-    }
-}
-
-/// What came of presenting a refresh token.
-public enum RefreshOutcome: Sendable {
-    /// The token was live; its successor is stored.
-    case rotated(SessionGrant)
-    /// The token had been spent before: theft. Its session is revoked by these rows.
-    case reused(RevocationOutcome)
-    /// Unknown token, or its session is no longer live.
-    case invalid
+    /// Stores a new API token at the user's current token version and the current epoch, with its audit row.
+    /// Throws ``AuthError/userNotFound`` or ``AuthError/accountInactive``.
+    func createAPIToken(_ token: NewAPIToken, audit: AuditRecord) async throws -> APITokenRecord
+    /// The API token with this hash (whatever its state), nil when there is none.
+    func apiToken(hash: String) async throws -> APITokenRecord?
+    /// One API token by id (whatever its state).
+    func apiToken(id: UUID) async throws -> APITokenRecord?
+    /// A user's API tokens, newest first.
+    func apiTokens(userId: UUID) async throws -> [APITokenRecord]
+    /// Marks an API token invalidated and appends its `token` row (its id as `jti`, until it expires) with the audit
+    /// rows, in one transaction. Nil when there is no such live token (unknown, already invalidated).
+    func revokeAPIToken(id: UUID, request: RevocationRequest) async throws -> RevocationOutcome?
+    /// Records when tokens were last used (many at once, written in batches, not per request).
+    func recordAPITokenUse(_ uses: [UUID: Date]) async throws
 }
 
 /// What to revoke, by whom and why, with the state changes that go with it in the same transaction.

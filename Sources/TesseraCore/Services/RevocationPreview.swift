@@ -1,4 +1,5 @@
 import Foundation
+import TesseraTokens
 
 /// What an operator action would take back (or, for an un-revoke, give back), counted without writing anything: the
 /// answer of a dry run.
@@ -16,6 +17,11 @@ public struct RevocationPreview: Sendable, Equatable {
         case deactivate(UUID)
         /// ``AuthService/unrevoke(_:actorId:reason:origin:)``: the latest cut of the target undone.
         case unrevoke(UnrevokeRequest.Target)
+        /// ``AuthService/changeRole(userId:to:actorId:origin:)``: every token of the account, unless it has the role
+        /// already (then nothing: zero accounts).
+        case changeRole(UUID, Role)
+        /// ``AuthService/deleteAccount(userId:actorId:origin:)``: every token of the account, which is then deleted.
+        case deleteAccount(UUID)
     }
 
     /// The accounts whose cut-off the action moves: the distinct accounts named (revoke, deactivate, un-revoke of one

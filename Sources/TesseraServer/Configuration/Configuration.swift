@@ -62,6 +62,9 @@ public struct Configuration: Sendable {
     public var metricsHost = "127.0.0.1"
     /// How log lines are written (`LOG_FORMAT`): `text` for people, `json` (one object per line) for machines.
     public var logFormat: LogFormat = .text
+    /// Whether each answered request gets a `request` line at `info` (`TESSERA_ACCESS_LOG`, `on` by default): off
+    /// where a proxy in front logs requests already, and one line per request is a cost not worth paying twice.
+    public var accessLog = true
 
     /// The shape of a log line.
     public enum LogFormat: String, Sendable {
@@ -83,6 +86,7 @@ public struct Configuration: Sendable {
         self.jwtSecret = jwtSecret
         self.tokens = tokens
         self.apiTokenExpiryDays = apiTokenExpiryDays
+        self.tokens.apiTokenDays = apiTokenExpiryDays
         self.mode = mode
         self.bcryptCost = bcryptCost
         self.logLevel = logLevel
@@ -93,8 +97,8 @@ public struct Configuration: Sendable {
 
     /// Reads the environment (`TESSERA_HOST`, `TESSERA_PORT`, `DATABASE_URL`, `DATABASE_POOL_SIZE`, `JWT_SECRET`, `JWT_ALGORITHM`, `JWT_PREVIOUS_SECRETS`,
     /// `TESSERA_KEY_ENCRYPTION_KEY`, `TESSERA_KEY_ROTATION`, `TESSERA_KEY_PUBLICATION`, `TESSERA_FEED_BATCH`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `TESSERA_REQUEST_TIMEOUT`, `BCRYPT_COST`,
-    /// `LOG_LEVEL`, `LOG_FORMAT`, `TESSERA_METRICS_TOKEN`, `TESSERA_METRICS_PORT`, `TESSERA_METRICS_HOST`).
+    /// `ACCESS_TOKEN_TTL`, `REFRESH_TOKEN_TTL`, `TESSERA_REFRESH_REUSE_INTERVAL`, `TOKEN_EXPIRY_DAYS`, `AUDIT_RETENTION_DAYS`, `TESSERA_ENV`, `TESSERA_REGISTRATION`, `TESSERA_TRUSTED_PROXIES`, `TESSERA_REQUEST_TIMEOUT`, `BCRYPT_COST`,
+    /// `LOG_LEVEL`, `LOG_FORMAT`, `TESSERA_ACCESS_LOG`, `TESSERA_METRICS_TOKEN`, `TESSERA_METRICS_PORT`, `TESSERA_METRICS_HOST`).
     /// Throws a ``ConfigurationError`` that says which variable is wrong and why.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
         func value(_ name: String) -> String? {
@@ -139,11 +143,18 @@ public struct Configuration: Sendable {
         if let audience = value("JWT_AUDIENCE") { configuration.tokens.audience = audience }
         if let ttl = value("ACCESS_TOKEN_TTL") { configuration.tokens.accessTokenTTL = try parseDuration(ttl, name: "ACCESS_TOKEN_TTL") }
         if let ttl = value("REFRESH_TOKEN_TTL") { configuration.tokens.refreshTokenTTL = try parseDuration(ttl, name: "REFRESH_TOKEN_TTL") }
+        if let interval = value("TESSERA_REFRESH_REUSE_INTERVAL") {
+            // `0` turns the retry grace off: every second presentation of a refresh token is then a reuse.
+            let digits = interval.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "ms"))
+            let zero = !digits.isEmpty && digits.allSatisfy { $0 == "0" }
+            configuration.tokens.refreshReuseInterval = zero ? .zero : try parseDuration(interval, name: "TESSERA_REFRESH_REUSE_INTERVAL")
+        }
         if let days = value("TOKEN_EXPIRY_DAYS") {
-            guard let parsed = Int(days), parsed > 0, parsed <= 3650 else {
-                throw ConfigurationError("TOKEN_EXPIRY_DAYS must be a whole number of days from 1 to 3650, not '\(days)'")
+            guard let parsed = Int(days), parsed > 0, parsed <= 365 else {
+                throw ConfigurationError("TOKEN_EXPIRY_DAYS must be a whole number of days from 1 to 365, not '\(days)'")
             }
             configuration.apiTokenExpiryDays = parsed
+            configuration.tokens.apiTokenDays = parsed
         }
         if let days = value("AUDIT_RETENTION_DAYS") {
             guard let parsed = Int(days), parsed > 0 else {
@@ -169,6 +180,13 @@ public struct Configuration: Sendable {
         configuration.metricsToken = environment["TESSERA_METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         if let port = value("TESSERA_METRICS_PORT") { configuration.metricsPort = try parsePort(port, name: "TESSERA_METRICS_PORT") }
         if let host = value("TESSERA_METRICS_HOST") { configuration.metricsHost = host }
+        if let access = value("TESSERA_ACCESS_LOG") {
+            switch access.lowercased() {
+            case "on", "true", "1": configuration.accessLog = true
+            case "off", "false", "0": configuration.accessLog = false
+            default: throw ConfigurationError("TESSERA_ACCESS_LOG must be 'on' or 'off', not '\(access)'")
+            }
+        }
         if let format = value("LOG_FORMAT") {
             guard let parsed = LogFormat(rawValue: format.lowercased()) else { throw ConfigurationError("LOG_FORMAT must be 'text' or 'json', not '\(format)'") }
             configuration.logFormat = parsed
@@ -190,6 +208,10 @@ public struct Configuration: Sendable {
         }
         if self.tokens.refreshTokenTTL < self.tokens.accessTokenTTL {
             throw ConfigurationError("REFRESH_TOKEN_TTL must not be shorter than ACCESS_TOKEN_TTL")
+        }
+        // A spent refresh token is a retry, not a theft, only for this long: longer would hand a thief the successor.
+        if self.tokens.refreshReuseInterval < .zero || self.tokens.refreshReuseInterval > .seconds(60) {
+            throw ConfigurationError("TESSERA_REFRESH_REUSE_INTERVAL must be from 0 (off) to 60s")
         }
         if let secret = self.jwtSecret, secret.utf8.count < SigningKey.minimumSecretLength {
             throw ConfigurationError("JWT_SECRET must be at least \(SigningKey.minimumSecretLength) bytes; it has \(secret.utf8.count)")

@@ -31,11 +31,24 @@ struct AdminController {
         var newPassword: String
     }
 
+    /// `{"role": "admin" | "user", "dryRun"?}`; the role is checked by the handler, so that an unknown one is a 400
+    /// `invalid_request` naming the roles rather than a decoding error.
+    struct RoleRequest: Decodable {
+        var role: String
+        var dryRun: Bool?
+    }
+
+    struct DryRunRequest: Decodable {
+        var dryRun: Bool?
+    }
+
     func addRoutes(to admin: RouterGroup<Context>) {
         admin.get("users", use: self.listUsers)
         admin.post("users/{id}/deactivate", use: self.deactivate)
         admin.post("users/{id}/activate", use: self.activate)
         admin.post("users/{id}/password", use: self.resetPassword)
+        admin.post("users/{id}/role", use: self.changeRole)
+        admin.delete("users/{id}", use: self.deleteUser)
         admin.post("revoke", use: self.revoke)
         admin.post("revoke-all", use: self.revokeAll)
         admin.post("unrevoke", use: self.unrevoke)
@@ -74,6 +87,28 @@ struct AdminController {
             origin: request.origin(context: context)
         )
         return UserEnvelope(user: UserResponse(user))
+    }
+
+    /// 200 with the account whether or not its role changed: the same role again revokes nothing (see
+    /// ``AuthService/changeRole(userId:to:actorId:origin:)``).
+    @Sendable func changeRole(request: Request, context: Context) async throws -> DryRunOr<UserEnvelope> {
+        let body = try await request.decodeJSON(as: RoleRequest.self, context: context)
+        let userId = try Self.userId(context)
+        guard let role = Role(rawValue: body.role) else { throw AuthError.invalidArgument("role must be \"admin\" or \"user\"") }
+        if body.dryRun == true { return .dryRun(try await self.auth.dryRun(.changeRole(userId, role))) }
+        let outcome = try await self.auth.changeRole(
+            userId: userId, to: role, actorId: try context.requireIdentity().userId, origin: request.origin(context: context)
+        )
+        return .done(UserEnvelope(user: UserResponse(outcome.user)))
+    }
+
+    /// 204 once deleted; the body may be empty, or `{"dryRun": true}`.
+    @Sendable func deleteUser(request: Request, context: Context) async throws -> DryRunOr<HTTPResponse.Status> {
+        let body = try await request.decodeOptionalJSON(as: DryRunRequest.self, context: context)
+        let userId = try Self.userId(context)
+        if body?.dryRun == true { return .dryRun(try await self.auth.dryRun(.deleteAccount(userId))) }
+        try await self.auth.deleteAccount(userId: userId, actorId: try context.requireIdentity().userId, origin: request.origin(context: context))
+        return .done(.noContent)
     }
 
     @Sendable func revoke(request: Request, context: Context) async throws -> DryRunOr<RevokedResponse> {

@@ -23,6 +23,8 @@ struct AuthController {
 
     struct RefreshRequest: Decodable {
         var refreshToken: String
+        /// A value the client chose for this refresh and sends again when it retries: binds the retry to it.
+        var clientNonce: String?
     }
 
     /// - Parameters:
@@ -56,7 +58,8 @@ struct AuthController {
 
     @Sendable func refresh(request: Request, context: Context) async throws -> TokenPairResponse {
         let body = try await request.decodeJSON(as: RefreshRequest.self, context: context)
-        return TokenPairResponse(try await self.auth.refresh(refreshToken: body.refreshToken, origin: request.origin(context: context)))
+        let origin = request.origin(context: context)
+        return TokenPairResponse(try await self.auth.refresh(refreshToken: body.refreshToken, clientNonce: body.clientNonce, origin: origin))
     }
 
     @Sendable func logout(request: Request, context: Context) async throws -> HTTPResponse.Status {

@@ -113,6 +113,11 @@ struct OAuthController {
                 body["jti"] = active.jti?.lowercasedString
             case .refreshToken:
                 body["token_use"] = "refresh_token"
+            case .apiToken:
+                // A bearer token like an access token; `jti` is the token's id, `sid` too (it has no session).
+                body["token_type"] = "Bearer"
+                body["jti"] = active.jti?.lowercasedString
+                body["token_use"] = "api_token"
             }
         }
         let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])

@@ -26,6 +26,8 @@ extension AuthError {
         case .tokenRevoked: Self.tokenRevokedProblem
         case .sessionNotFound:
             ProblemError(.notFound, code: "session_not_found", detail: "No such session among yours.")
+        case .apiTokenNotFound:
+            ProblemError(.notFound, code: "api_token_not_found", detail: "No such API token among yours.")
         case .userNotFound:
             ProblemError(.notFound, code: "user_not_found", detail: "No such user.")
         case .forbidden:
@@ -49,6 +51,13 @@ extension AuthError {
             )
         case .weakSecret(let minimum):
             ProblemError(.internalServerError, code: "misconfigured", detail: "The signing secret is shorter than \(minimum) bytes.")
+        case .lastAdmin:
+            ProblemError(
+                .conflict, code: "last_admin",
+                detail: "This is the last active admin: make another account admin first, so that someone can still administer Tessera."
+            )
+        case .ownAccountNeedsPassword:
+            ProblemError(.conflict, code: "own_account", detail: "Delete your own account with DELETE /api/me and your password.")
         }
     }
 

@@ -12,6 +12,8 @@ public struct TesseraRequestContext: RequestContext {
     public var identity: VerifiedAccessToken? {
         didSet { self.caller.userId = self.identity?.userId }
     }
+    /// Whether `identity` came from a personal API token rather than an access token.
+    public var viaAPIToken = false
     /// Who the caller is, for the access log line written outside the middleware that found out.
     let caller = RequestCaller()
     /// The CSRF token the page forms of a signed-in browser carry (set by the pages' session middleware only).

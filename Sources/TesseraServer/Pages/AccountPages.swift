@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import TesseraCore
 
-/// `/account`: who you are, your live sessions with "Sign out" for each, "Sign out of other devices", and
-/// changing your password.
+/// `/account`: who you are, your live sessions with "Sign out" for each, "Sign out of other devices", your API tokens
+/// (`AccountPages+APITokens.swift`), changing your password, and deleting your account.
 struct AccountPages {
     typealias Context = TesseraRequestContext
     let auth: AuthService
@@ -19,6 +19,7 @@ struct AccountPages {
         let memberSince: String
         let sessions: [SessionRow]
         let otherSessions: Bool
+        let apiTokens: APITokenSection
     }
 
     struct SessionRow: Sendable {
@@ -37,9 +38,16 @@ struct AccountPages {
         signedIn.post("account/sessions/{id}/revoke", use: self.revokeSession)
         signedIn.post("account/logout-others", use: self.logoutOthers)
         signedIn.post("account/password", use: self.changePassword)
+        signedIn.post("account/delete", use: self.deleteAccount)
+        self.addAPITokenRoutes(to: signedIn)
     }
 
     @Sendable func account(request: Request, context: Context) async throws -> Response {
+        try await self.renderAccount(request: request, context: context, newToken: nil)
+    }
+
+    /// The account page; `newToken` is shown once, on the answer to the form that made it.
+    func renderAccount(request: Request, context: Context, newToken: NewAPITokenView?) async throws -> Response {
         let caller = try context.requireIdentity()
         let user = try await self.auth.me(caller)
         let sessions = try await self.auth.sessions(of: caller)
@@ -57,9 +65,11 @@ struct AccountPages {
                 ip: $0.ip ?? "unknown", created: PageFormat.time($0.createdAt), lastSeen: PageFormat.time($0.lastSeenAt), isCurrent: $0.id == caller.sessionId
             )
         }
+        let notice = request.uri.queryParameters["notice"].map(String.init)
         let page = AccountPage(
-            header: try PageHeader(user: user, context: context, onAdmin: false), notice: PageFormat.notice(request.uri.queryParameters["notice"].map(String.init)),
-            email: user.email, role: user.role.rawValue, memberSince: PageFormat.time(user.createdAt), sessions: rows, otherSessions: rows.count > 1
+            header: try PageHeader(user: user, context: context, onAdmin: false), notice: PageFormat.notice(notice) ?? Self.apiTokenNotice(notice),
+            email: user.email, role: user.role.rawValue, memberSince: PageFormat.time(user.createdAt), sessions: rows, otherSessions: rows.count > 1,
+            apiTokens: try await self.apiTokenSection(of: caller, newToken: newToken)
         )
         return self.renderer.render("account", page)
     }
@@ -93,5 +103,14 @@ struct AccountPages {
             try context.requireIdentity(), currentPassword: current, newPassword: new, origin: request.origin(context: context)
         )
         return pageRedirect(to: "/account?notice=password-changed", request: request, cookies: self.browser.cookies(for: pair))
+    }
+
+    /// Deletes the account after checking its password; the browser, signed out with it, lands on the sign-in page.
+    @Sendable func deleteAccount(request: Request, context: Context) async throws -> Response {
+        var request = request
+        let form = try await request.formFields(context: context)
+        let password = try form.require("password", label: "Your password")
+        try await self.auth.deleteOwnAccount(try context.requireIdentity(), password: password, origin: request.origin(context: context))
+        return pageRedirect(to: "/login?m=account-deleted", request: request, cookies: self.browser.clearedCookies())
     }
 }

@@ -3,8 +3,8 @@ import Hummingbird
 import TesseraCore
 import TesseraStore
 
-/// `/admin`: accounts with search, deactivate / activate, revoke, un-revoke and password reset; revoke-all and its
-/// undo; the audit log with filters and paging. Behind ``PageSessionMiddleware``, ``AdminMiddleware`` and ``CSRFMiddleware``.
+/// `/admin`: accounts with search, deactivate / activate, revoke, un-revoke, password reset, role change and deletion;
+/// revoke-all and its undo; the audit log with filters and paging. Behind ``PageSessionMiddleware``, ``AdminMiddleware`` and ``CSRFMiddleware``.
 struct AdminPages {
     typealias Context = TesseraRequestContext
     let auth: AuthService
@@ -50,6 +50,8 @@ struct AdminPages {
         let id: String
         let email: String
         let role: String
+        /// Which role the menu offers instead ("Make user" for an admin, "Make admin" for a user).
+        let isAdmin: Bool
         let isActive: Bool
         let isSelf: Bool
         let created: String
@@ -114,7 +116,7 @@ struct AdminPages {
 
     func addRoutes(to admin: RouterGroup<Context>) {
         admin.get("admin", use: self.page)
-        for action in ["deactivate", "activate", "revoke", "unrevoke", "password"] {
+        for action in ["deactivate", "activate", "revoke", "unrevoke", "password", "role", "delete"] {
             admin.post(RouterPath("admin/users/{id}/\(action)")) { request, context in
                 try await self.userAction(action, request: request, context: context)
             }
@@ -223,7 +225,8 @@ struct AdminPages {
             search: search,
             users: users.users.map {
                 UserRow(
-                    id: $0.id.lowercasedString, email: $0.email, role: $0.role.rawValue, isActive: $0.isActive, isSelf: $0.id == me.id,
+                    id: $0.id.lowercasedString, email: $0.email, role: $0.role.rawValue, isAdmin: $0.role == .admin, isActive: $0.isActive,
+                    isSelf: $0.id == me.id,
                     created: PageFormat.time($0.createdAt), canUndoRevoke: undoable.subjects.contains($0.id)
                 )
             },
@@ -251,6 +254,10 @@ struct AdminPages {
         let origin = request.origin(context: context)
         let reason = form.reason
         let notice: String
+        // Deactivating, revoking, resetting the password of or changing the role of one's own account ends this
+        // session too: say so on the sign-in page instead of a console that the next click would leave for "You were
+        // signed out".
+        var ownNotice = Self.ownAccountNotices[action]
         switch action {
         case "deactivate":
             _ = try await self.auth.deactivate(userId: id, actorId: caller.userId, reason: reason, origin: origin)
@@ -264,21 +271,30 @@ struct AdminPages {
         case "unrevoke":
             _ = try await self.auth.unrevoke(.subject(id), actorId: caller.userId, reason: reason, origin: origin)
             notice = "user-unrevoked"
+        case "role":
+            guard let role = form["role"].flatMap(Role.init(rawValue:)) else { throw AuthError.invalidArgument("role must be admin or user") }
+            let outcome = try await self.auth.changeRole(userId: id, to: role, actorId: caller.userId, origin: origin)
+            notice = outcome.changed ? "role-changed" : "role-unchanged"
+            if !outcome.changed { ownNotice = nil }
+        case "delete":
+            // One's own account is deleted from the account page, with one's password: refused here.
+            try await self.auth.deleteAccount(userId: id, actorId: caller.userId, origin: origin)
+            notice = "user-deleted"
         default:
             let password = try form.require("newPassword", label: "New password")
             _ = try await self.auth.resetPassword(userId: id, newPassword: password, actorId: caller.userId, origin: origin)
             notice = "password-reset"
         }
-        // Deactivating, revoking or resetting one's own account ends this session too: say so on the sign-in page
-        // instead of a console that the next click would leave for "You were signed out".
-        if id == caller.userId, let own = Self.ownAccountNotices[action] {
+        if id == caller.userId, let own = ownNotice {
             return pageRedirect(to: "/login?m=\(own)", request: request, cookies: self.browser.clearedCookies())
         }
         return pageRedirect(to: "/admin?notice=\(notice)", request: request)
     }
 
     /// The sign-in page's notice after an action on the admin's own account that ended the admin's own session.
-    static let ownAccountNotices = ["deactivate": "own-account-deactivated", "revoke": "own-account-revoked", "password": "own-password-reset"]
+    static let ownAccountNotices = [
+        "deactivate": "own-account-deactivated", "revoke": "own-account-revoked", "password": "own-password-reset", "role": "own-role-changed",
+    ]
 
     @Sendable func revokeAll(request: Request, context: Context) async throws -> Response {
         var request = request

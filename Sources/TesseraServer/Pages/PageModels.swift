@@ -69,6 +69,11 @@ enum PageFormat {
         case "own-account-revoked": "Every session of your account was signed out, this one included."
         case "own-password-reset": "Your password was reset and every session of your account signed out, this one included."
         case "unrevoked-all": "The latest revoke-all was undone."
+        case "account-deleted": "Your account was deleted: every device was signed out and your email and personal data were erased."
+        case "user-deleted": "The account was deleted: every session of it was signed out and its personal data erased."
+        case "role-changed": "The role was changed and every session of that account signed out; it signs in again with the new role."
+        case "role-unchanged": "The account had that role already; nothing changed."
+        case "own-role-changed": "Your role was changed and every session of your account signed out, this one included."
         default: nil
         }
     }

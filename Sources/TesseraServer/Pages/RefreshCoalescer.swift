@@ -9,7 +9,8 @@ import TesseraCore
 /// to the client that started the refresh (the same refresh cookie and the same user agent): the same cookie from
 /// another client within the grace is a replay from elsewhere and is treated as reuse — it waits for the first
 /// refresh to commit, then presents the spent token, which revokes the whole session (`TOKEN_REUSE_DETECTED`). The
-/// grace applies to the cookie path only, in this process; the JSON API keeps strict one-time refresh tokens.
+/// coalescing is this process's; a second tab that reaches another instance is answered by the store's reuse
+/// interval, which gives the JSON API the same grace (``AuthService/refresh(refreshToken:clientNonce:origin:)``).
 final class RefreshCoalescer: Sendable {
     private struct Entry {
         let task: Task<TokenPair, any Error>

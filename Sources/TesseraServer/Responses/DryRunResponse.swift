@@ -17,7 +17,7 @@ struct DryRunResponse: ResponseEncodable {
 }
 
 /// The answer of a route that can be rehearsed: its own when it ran, ``DryRunResponse`` when it was a dry run.
-enum DryRunOr<Done: ResponseEncodable>: ResponseGenerator {
+enum DryRunOr<Done: ResponseGenerator>: ResponseGenerator {
     case done(Done)
     case dryRun(RevocationPreview)
 

@@ -5,6 +5,9 @@ public enum Migrations {
     /// Every step, oldest first.
     public static let all: [Migration] = [
         accountsSessionsAndLog, auditTrail, undoableRevocations, revocationCauses, normalizedIdentifiers, auditSubjects, sharedDeployment, bootToken, signingKeysAndClients, databaseIdentity,
+        apiTokens,
+        deletedAccounts,
+        refreshRetries,
     ]
 
     /// The latest schema version.
@@ -273,5 +276,61 @@ public enum Migrations {
             """,
             "ALTER TABLE revocations ADD COLUMN key_id TEXT",
         ]
+    )
+
+    /// Personal API tokens: only the SHA-256 of each is kept, with who made it, from where, and the user's token
+    /// version and the global epoch when it was made, so that a user's or everyone's cut refuses it as it refuses
+    /// the user's sessions. Revoking one writes a `token` row to the log with the token's id as its `jti`.
+    static let apiTokens = Migration(
+        version: 11,
+        name: "api tokens",
+        statements: [
+            """
+            CREATE TABLE api_tokens (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES users (id),
+                name TEXT NOT NULL,
+                token_hash TEXT NOT NULL UNIQUE,
+                role TEXT NOT NULL,
+                token_version BIGINT NOT NULL,
+                epoch BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                ip TEXT,
+                user_agent TEXT,
+                last_used_at BIGINT,
+                expires_at BIGINT NOT NULL,
+                invalidated_at BIGINT
+            )
+            """,
+            "CREATE INDEX api_tokens_by_user ON api_tokens (user_id, created_at)",
+        ]
+    )
+
+    /// A deleted account keeps its row as a tombstone (audit and log rows point at its id) with the time it was
+    /// deleted; its email, password hash and every other personal datum are erased then (``AccountDeletion``).
+    static let deletedAccounts = Migration(
+        version: 12,
+        name: "deleted accounts",
+        statements: ["ALTER TABLE users ADD COLUMN deleted_at BIGINT"]
+    )
+
+    /// Refresh retries: a spent refresh token keeps hashes of who spent it (user agent, optional client nonce), so that
+    /// the same client presenting it again within the reuse interval is told apart from a replay elsewhere; and one
+    /// random secret per database, from which every instance derives the same successor of a refresh token
+    /// (``RefreshSuccessor``), so that a retry is answered with the successor the first presentation got while only
+    /// hashes of refresh tokens are kept.
+    static let refreshRetries = Migration(
+        version: 13,
+        name: "refresh retries",
+        statements: [
+            "ALTER TABLE spent_refresh_tokens ADD COLUMN user_agent_hash TEXT",
+            "ALTER TABLE spent_refresh_tokens ADD COLUMN client_nonce_hash TEXT",
+            "CREATE TABLE refresh_successor_secret (id INTEGER PRIMARY KEY CHECK (id = 1), secret TEXT NOT NULL)",
+        ],
+        rewrite: { db, _ in
+            var generator = SystemRandomNumberGenerator()
+            let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
+            try await db.raw("INSERT INTO refresh_successor_secret (id, secret) VALUES (1, \(bind: secret))").run()
+        }
     )
 }

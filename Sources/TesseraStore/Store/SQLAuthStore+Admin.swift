@@ -48,7 +48,10 @@ extension SQLAuthStore {
         switch target {
         case .subject(let userId):
             let id = Column.id(userId)
-            let user = try await db.raw("SELECT is_active, accepted_from_version FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first()
+            // A deleted account is not found: its last cut is final, and its tombstone is never revived.
+            let user = try await db.raw(
+                "SELECT is_active, accepted_from_version FROM users WHERE id = \(bind: id) AND deleted_at IS NULL\(unsafeRaw: lock)"
+            ).first()
             guard let user else { throw AuthError.userNotFound }
             guard try user.decode(column: "is_active", as: Int.self) != 0 else { throw AuthError.accountInactiveCannotBeUnrevoked }
             let current = try user.decode(column: "accepted_from_version", as: Int64.self)
@@ -131,15 +134,15 @@ extension SQLAuthStore {
     }
 
     public func users(matching search: String?, afterEmail: String?, limit: Int) async throws -> [User] {
-        var conditions: [SQLQueryString] = []
+        // Deleted accounts are not listed: their rows are tombstones, with no address to show or search.
+        var conditions: [SQLQueryString] = ["deleted_at IS NULL"]
         if let search, !search.isEmpty {
             let escaped = search.lowercased().replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
                 .replacingOccurrences(of: "_", with: "\\_")
             conditions.append("email_normalized LIKE \(bind: "%" + escaped + "%") ESCAPE '\\'")
         }
         if let afterEmail { conditions.append("email_normalized > \(bind: afterEmail)") }
-        var sql: SQLQueryString = "SELECT \(unsafeRaw: Self.userColumns) FROM users"
-        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        var sql: SQLQueryString = "SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE " + conditions.joined(separator: " AND ")
         sql += " ORDER BY email_normalized LIMIT \(literal: max(1, min(limit, 1000)))"
         let statement = sql
         return try await self.database.read { db in try await db.raw(statement).all().map { try $0.user() } }
@@ -153,13 +156,17 @@ extension SQLAuthStore {
         }
     }
 
+    /// A deleted account is never activated again: it is not found.
     public func activate(userId: UUID, audit: AuditRecord) async throws -> User? {
         try await self.database.transaction { db in
             let id = Column.id(userId)
-            try await db.raw("UPDATE users SET is_active = 1, updated_at = \(bind: Column.millis(audit.at)) WHERE id = \(bind: id)").run()
-            guard let user = try await db.raw("SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE id = \(bind: id)").first()?.user() else {
-                return nil
-            }
+            try await db.raw(
+                "UPDATE users SET is_active = 1, updated_at = \(bind: Column.millis(audit.at)) WHERE id = \(bind: id) AND deleted_at IS NULL"
+            ).run()
+            guard
+                let user = try await db.raw("SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE id = \(bind: id) AND deleted_at IS NULL").first()?
+                    .user()
+            else { return nil }
             try await Self.insertAudit(audit, on: db)
             return user
         }

@@ -63,9 +63,14 @@ extension SQLAuthStore {
 
     /// An audit row's details as stored: JSON with sorted keys.
     static func encodedDetails(_ record: AuditRecord) throws -> String {
+        try Self.encodedDetails(record.details)
+    }
+
+    /// Details as stored: JSON with sorted keys.
+    static func encodedDetails(_ details: [String: String]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(record.details), as: UTF8.self)
+        return String(decoding: try encoder.encode(details), as: UTF8.self)
     }
 
     /// Records that the audit row `auditId` acted on each of these accounts (lower-case UUID text).

@@ -15,6 +15,15 @@ extension SQLAuthStore {
                 return try await Self.previewCut(of: userIds, window: window, on: db)
             case .deactivate(let userId):
                 return try await Self.previewCut(of: [userId], window: window, on: db)
+            case .changeRole(let userId, let role):
+                // Decided as the change decides, without its lock: the same refusals, and nothing for the same role.
+                let account = try await Self.lockedAccount(userId, lock: "", on: db)
+                guard account.user.role != role else { return RevocationPreview(accounts: 0, sessions: 0, accessTokens: 0) }
+                if role != .admin, account.isLastActiveAdmin { throw AuthError.lastAdmin }
+                return try await Self.previewCut(of: [userId], window: window, on: db)
+            case .deleteAccount(let userId):
+                if try await Self.lockedAccount(userId, lock: "", on: db).isLastActiveAdmin { throw AuthError.lastAdmin }
+                return try await Self.previewCut(of: [userId], window: window, on: db)
             case .revokeAll:
                 // The new epoch is above every session's, so every live session falls below it.
                 let accounts = try await Self.countAccounts(on: db)
@@ -53,7 +62,8 @@ extension SQLAuthStore {
         let ids = Array(Set(userIds.map(Column.id)))
         guard !ids.isEmpty else { return RevocationPreview(accounts: 0, sessions: 0, accessTokens: 0) }
         let list = SQLList(ids.map { SQLBind($0) })
-        let found = try await db.raw("SELECT COUNT(*) AS n FROM users WHERE id IN (\(list))").first()?.decode(column: "n", as: Int.self) ?? 0
+        let found =
+            try await db.raw("SELECT COUNT(*) AS n FROM users WHERE id IN (\(list)) AND deleted_at IS NULL").first()?.decode(column: "n", as: Int.self) ?? 0
         guard found == ids.count else { throw AuthError.userNotFound }
         return try await Self.count(
             accounts: ids.count, sessionsWhere: "s.user_id IN (\(list)) AND " + SQLQueryString(Self.liveSessionCondition), window: window, on: db
@@ -79,7 +89,8 @@ extension SQLAuthStore {
     }
 
     private static func countAccounts(on db: any SQLDatabase) async throws -> Int {
-        try await db.raw("SELECT COUNT(*) AS n FROM users").first()?.decode(column: "n", as: Int.self) ?? 0
+        // A deleted account has no token left to cut or revive: it is not counted, as it is not listed.
+        try await db.raw("SELECT COUNT(*) AS n FROM users WHERE deleted_at IS NULL").first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
     /// The instants a dry run counts from, in the store's milliseconds.

@@ -152,9 +152,15 @@ extension SQLAuthStore {
         return try await Self.appendEntry(.session(id: sessionId, until: until), cause: cause, at: at, actorId: actorId, reason: reason, on: db)
     }
 
-    private static func revokeSubject(_ userId: UUID, request: RevocationRequest, lock: String, on db: any SQLDatabase) async throws -> RevocationEntry {
+    /// A deleted account is not found: its tokens were cut for good when it was deleted, and nothing may be done to
+    /// its tombstone.
+    static func revokeSubject(_ userId: UUID, request: RevocationRequest, lock: String, on db: any SQLDatabase) async throws -> RevocationEntry {
         let id = Column.id(userId)
-        guard let before = try await db.raw("SELECT accepted_from_version FROM users WHERE id = \(bind: id)\(unsafeRaw: lock)").first() else {
+        guard
+            let before = try await db.raw(
+                "SELECT accepted_from_version FROM users WHERE id = \(bind: id) AND deleted_at IS NULL\(unsafeRaw: lock)"
+            ).first()
+        else {
             throw AuthError.userNotFound
         }
         let previous = try before.decode(column: "accepted_from_version", as: Int64.self)

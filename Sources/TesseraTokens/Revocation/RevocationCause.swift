@@ -23,14 +23,18 @@ public enum RevocationCause: String, Sendable, Equatable, CaseIterable, CustomSt
     case tokenRevoked = "token_revoked"
     /// A signing key was revoked (it leaked).
     case keyRevoked = "key_revoked"
+    /// The account's role changed: a token must never carry a role its holder no longer has.
+    case roleChanged = "role_changed"
+    /// The account was deleted.
+    case accountDeleted = "account_deleted"
     /// A row that undoes an earlier one.
     case unrevoke
     /// A row written before causes were recorded whose cause could not be recovered: treated as final.
     case unknown
 
     /// Whether an operator's un-revoke may take this cut back. Cuts made by a password change or reset, a user's own
-    /// sign-out, deactivation or reuse detection stay: undoing them would revive the tokens of whoever they were
-    /// made against.
+    /// sign-out, deactivation, reuse detection, a role change or deletion stay: undoing them would revive the tokens of
+    /// whoever they were made against (or tokens carrying a role their holder no longer has).
     public var isUndoable: Bool {
         switch self {
         case .adminRevoke, .revokeAll: true
@@ -52,6 +56,8 @@ public enum RevocationCause: String, Sendable, Equatable, CaseIterable, CustomSt
         case .signOut: "a sign-out"
         case .tokenRevoked: "a token revocation"
         case .keyRevoked: "revoking a signing key"
+        case .roleChanged: "a change of the account's role"
+        case .accountDeleted: "deleting the account"
         case .unrevoke: "an un-revoke"
         case .unknown: "a cut recorded before causes were kept"
         }

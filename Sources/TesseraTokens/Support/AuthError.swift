@@ -21,6 +21,8 @@ public enum AuthError: Error, Equatable, Sendable {
     case tokenRevoked
     /// No such session among the caller's live sessions.
     case sessionNotFound
+    /// No such API token among the caller's (or, for an operator, at all).
+    case apiTokenNotFound
     /// No such user.
     case userNotFound
     /// The caller's token is valid but lacks the role for this.
@@ -41,4 +43,9 @@ public enum AuthError: Error, Equatable, Sendable {
     case revocationIndexStale
     /// A signing secret shorter than the minimum.
     case weakSecret(minimumBytes: Int)
+    /// Demoting or deleting the last active admin: no one could administer the service afterwards.
+    case lastAdmin
+    /// An admin deleting their own account through the admin route: one's own account is deleted with one's
+    /// password (`DELETE /api/me`), whichever role one has.
+    case ownAccountNeedsPassword
 }

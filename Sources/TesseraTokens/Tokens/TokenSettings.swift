@@ -12,16 +12,23 @@ public struct TokenSettings: Sendable {
     public var refreshTokenTTL: Duration
     /// Clock skew tolerated on `exp`, `nbf` and `iat`; at most 60 seconds.
     public var leeway: Duration
+    /// How long after a refresh token was spent the same client may present it again and be handed the same
+    /// successor (a retry whose answer was lost, two tabs at once) instead of having its session revoked as a
+    /// replay; zero makes every second presentation a reuse.
+    public var refreshReuseInterval: Duration
+    /// How many days a personal API token lives when its maker names no lifetime (`TOKEN_EXPIRY_DAYS`, default 10).
+    public var apiTokenDays = 10
 
     public init(
         issuer: String = "tessera", audience: String = "tessera", accessTokenTTL: Duration = .seconds(900),
-        refreshTokenTTL: Duration = .seconds(30 * 86_400), leeway: Duration = .seconds(30)
+        refreshTokenTTL: Duration = .seconds(30 * 86_400), leeway: Duration = .seconds(30), refreshReuseInterval: Duration = .seconds(10)
     ) {
         self.issuer = issuer
         self.audience = audience
         self.accessTokenTTL = accessTokenTTL
         self.refreshTokenTTL = refreshTokenTTL
         self.leeway = min(leeway, .seconds(60))
+        self.refreshReuseInterval = refreshReuseInterval
     }
 
     /// When every access token issued up to `date` has expired, leeway included.

@@ -1,6 +1,10 @@
 // Tessera pages: every form marked data-fetch is sent with fetch so that the answer can be shown inline, and a
 // form marked data-confirm first asks "Are you sure?" beside its button (with its data-confirm-warning, if any, such
 // as "This signs you out too"). Without this script the forms still work.
+// A form marked data-new-token (the account page's "Create token") gets the new API token's secret in its JSON
+// answer: it is shown in the element that attribute names, once, and the part named by data-refresh is read again
+// from the page, so that a reload shows the list but never the secret. A button marked data-copy copies the field it
+// names to the clipboard, or selects it where the Clipboard API is not available.
 (function () {
   "use strict";
 
@@ -56,6 +60,8 @@
         setBusy(form, false);
         if (!response.ok) {
           showError(form, (data && data.detail) || ("Tessera answered " + response.status + "; nothing is known to have changed. Try again."));
+        } else if (data && data.token && form.hasAttribute("data-new-token")) {
+          showNewToken(form, data);
         }
       });
     }, function () {
@@ -63,6 +69,55 @@
       showError(form, UNREACHABLE);
     });
   }
+
+  function showNewToken(form, data) {
+    var panel = document.getElementById(form.getAttribute("data-new-token"));
+    panel.querySelector(".new-token-name").textContent = data.name;
+    var secret = panel.querySelector("input");
+    secret.value = data.token;
+    panel.querySelector(".copy-status").textContent = "";
+    panel.hidden = false;
+    form.reset();
+    secret.focus();
+    secret.select();
+    refreshPart(form.getAttribute("data-refresh"));
+  }
+
+  // Reads the page again and swaps in its element `id` (the token list, with the new token in it). Nothing is lost
+  // when that fails: a reload shows the same.
+  function refreshPart(id) {
+    var part = id && document.getElementById(id);
+    if (!part) { return; }
+    fetch(window.location.pathname, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      var fresh = html && new DOMParser().parseFromString(html, "text/html").getElementById(id);
+      if (fresh) { part.replaceWith(document.importNode(fresh, true)); }
+    }).catch(function () {});
+  }
+
+  function copyField(button) {
+    var field = document.getElementById(button.getAttribute("data-copy"));
+    var status = button.closest(".new-token").querySelector(".copy-status");
+    function selectInstead() {
+      field.focus();
+      field.select();
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (error) { copied = false; }
+      status.textContent = copied ? "Copied." : "Selected: press Ctrl+C (⌘C on a Mac) to copy it.";
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(function () { status.textContent = "Copied."; }, selectInstead);
+    } else {
+      selectInstead();
+    }
+  }
+
+  document.querySelectorAll("[data-copy]").forEach(function (button) { button.hidden = false; });
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element && event.target.closest("[data-copy]");
+    if (button) { copyField(button); }
+  });
 
   function makeButton(text, className) {
     var button = document.createElement("button");
