@@ -236,6 +236,26 @@ import TesseraCore
 
     // MARK: Logs
 
+    /// ServiceLifecycle logs every service by its description at `debug`: without one of their own, the services
+    /// printed the store, the cookie secret and the decoy password, property by property.
+    @Test func servicesDescribeThemselvesWithoutWhatTheyHold() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-describe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = Configuration(
+            database: .sqlite(path: directory.appendingPathComponent("t.sqlite").path), jwtSecret: TestApp.secret, bcryptCost: 4, logLevel: .critical
+        )
+        let services = try await buildServices(configuration: configuration, logger: Logger(label: "test"))
+        let printed = [
+            "\(services)", String(reflecting: services), "\(services.auth)", String(reflecting: services.auth), "\(services.follower)",
+            String(reflecting: services.browser), "\(StoreCloser(services: services, logger: Logger(label: "test")))",
+        ].joined(separator: "\n")
+        await services.close()
+        #expect(!printed.contains(TestApp.secret))
+        #expect(!printed.contains("decoy"))
+        #expect(!printed.contains("sqlite"))
+    }
+
     @Test func jsonLinesCarryTheFixedMembersAndNumbersAsNumbers() throws {
         let lines = Mutex<[Data]>([])
         var handler = JSONLogHandler(label: "tessera") { line in lines.withLock { $0.append(line) } }
