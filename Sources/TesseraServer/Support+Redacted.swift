@@ -2,47 +2,22 @@ import Foundation
 import TesseraCore
 import TesseraStore
 
-// What a value says of itself when something prints it: ServiceLifecycle logs every service of the group at
-// `debug` by its description, and without one Swift prints a struct's every stored property, recursively — the
-// services hold the store (a database URL with its password), the cookie secret and the decoy password. Each says
-// its name and nothing else.
+/// A value that says its type's name and nothing else when something prints it. ServiceLifecycle logs every service
+/// of the group at `debug` by its description, and without one Swift prints a struct's every stored property,
+/// recursively — the services hold the store (a database URL with its password), the cookie secret and the decoy
+/// password.
+protocol DescribedByTypeName: CustomStringConvertible, CustomDebugStringConvertible {}
 
-extension AuthService: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { "AuthService" }
+extension DescribedByTypeName {
+    public var description: String { String(describing: Self.self) }
     public var debugDescription: String { self.description }
 }
 
-extension TesseraServices: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { "TesseraServices" }
-    public var debugDescription: String { self.description }
-}
-
-extension BrowserSession: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { "BrowserSession" }
-    public var debugDescription: String { self.description }
-}
-
-extension RevocationLogFollower: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { "RevocationLogFollower" }
-    public var debugDescription: String { self.description }
-}
-
-extension Housekeeping: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { "Housekeeping" }
-    public var debugDescription: String { self.description }
-}
-
-extension KeyMaintenance: CustomStringConvertible, CustomDebugStringConvertible {
-    var description: String { "KeyMaintenance" }
-    var debugDescription: String { self.description }
-}
-
-extension StoreCloser: CustomStringConvertible, CustomDebugStringConvertible {
-    var description: String { "StoreCloser" }
-    var debugDescription: String { self.description }
-}
-
-extension APITokenUseFlusher: CustomStringConvertible, CustomDebugStringConvertible {
-    var description: String { "APITokenUseFlusher" }
-    var debugDescription: String { self.description }
-}
+extension AuthService: DescribedByTypeName {}
+extension TesseraServices: DescribedByTypeName {}
+extension BrowserSession: DescribedByTypeName {}
+extension RevocationLogFollower: DescribedByTypeName {}
+extension Housekeeping: DescribedByTypeName {}
+extension KeyMaintenance: DescribedByTypeName {}
+extension StoreCloser: DescribedByTypeName {}
+extension APITokenUseFlusher: DescribedByTypeName {}

@@ -25,9 +25,9 @@ struct Tokens: AsyncParsableCommand {
                 let user = try await services.requireUser(email: self.email)
                 return try await services.auth.createAPIToken(userId: user.id, name: self.name, days: self.days, actorId: nil, origin: .commandLine)
             }
-            let output = TokenOutput(made.record, active: true)
+            let output = CreatedAPITokenResponse(token: made.token, made.record)
             if self.json {
-                try Output.printJSON(CreatedOutput(token: made.token, id: output.id, name: output.name, createdAt: output.createdAt, expiresAt: output.expiresAt))
+                try Output.printJSON(output)
             } else {
                 print(made.token)
                 FileHandle.standardError.write(Data("API token \(output.id) (\(output.name)) expires \(output.expiresAt); the secret above is shown only now.\n".utf8))
@@ -49,7 +49,7 @@ struct Tokens: AsyncParsableCommand {
                 let user = try await services.requireUser(email: self.email)
                 return try await services.auth.apiTokens(userId: user.id)
             }
-            let rows = tokens.map { TokenOutput($0.record, active: $0.active) }
+            let rows = tokens.map { APITokenResponse($0.record, active: $0.active) }
             if self.json {
                 try Output.printJSON(["tokens": rows])
             } else {
@@ -76,33 +76,4 @@ struct Tokens: AsyncParsableCommand {
             print("revoked API token \(id.lowercasedString)")
         }
     }
-}
-
-/// An API token as the CLI prints it (never its secret).
-private struct TokenOutput: Encodable {
-    let id: String
-    let name: String
-    let createdAt: String
-    let lastUsedAt: String?
-    let expiresAt: String
-    let invalidatedAt: String?
-    let active: Bool
-
-    init(_ record: APITokenRecord, active: Bool) {
-        self.id = record.id.lowercasedString
-        self.name = record.name
-        self.createdAt = record.createdAt.formatted(.iso8601)
-        self.lastUsedAt = record.lastUsedAt?.formatted(.iso8601)
-        self.expiresAt = record.expiresAt.formatted(.iso8601)
-        self.invalidatedAt = record.invalidatedAt?.formatted(.iso8601)
-        self.active = active
-    }
-}
-
-private struct CreatedOutput: Encodable {
-    let token: String
-    let id: String
-    let name: String
-    let createdAt: String
-    let expiresAt: String
 }

@@ -11,6 +11,7 @@ secret the test was given.
 import base64
 import datetime
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -22,7 +23,7 @@ import time
 import pytest
 import requests
 
-from conftest import BINARY, TesseraLaunch, describe, new_email, problem_code, tessera_environment
+from conftest import BINARY, TesseraLaunch, describe, new_email, problem_code, run_cli, running_tessera, tessera_environment
 
 PASSWORD = "correct horse battery staple"
 ADMIN_PASSWORD = "admin horse battery staple"
@@ -619,3 +620,30 @@ def test_on_postgres_only_the_hash_is_stored_and_expiry_and_cuts_reach_every_ins
     assert revoked.returncode == 0, revoked.stderr
     assert_refused_within([a, b], later["token"], PROPAGATION_BOUND, "alice's token after `tessera revoke`", acknowledged)
 
+
+
+def test_the_cli_creates_lists_and_revokes_a_token_that_a_running_server_then_refuses(jwt_secret):
+    """`tessera tokens create|list|revoke` beside a running server: the JSON the API writes, the secret printed
+    once, and a CLI revoke refused by the server within a second."""
+    with running_tessera(jwt_secret) as server:
+        email = new_email("cli-tokens")
+        assert requests.post(f"{server.base_url}/api/auth/register", json={"email": email, "password": "correct horse battery"},
+                             timeout=10).status_code == 201
+        made = json.loads(run_cli(server, "tokens", "create", email, "--name", "deploy", "--days", "7", "--json").stdout)
+        assert set(made) == {"token", "id", "name", "createdAt", "expiresAt"}
+        assert made["name"] == "deploy" and made["token"].startswith("tsr_")
+        headers = {"Authorization": f"Bearer {made['token']}"}
+        assert requests.get(f"{server.base_url}/api/v1/ping-auth", headers=headers, timeout=10).status_code == 200
+
+        listed = json.loads(run_cli(server, "tokens", "list", email, "--json").stdout)["tokens"]
+        assert [(t["id"], t["name"], t["active"], t["invalidatedAt"]) for t in listed] == [(made["id"], "deploy", True, None)]
+        assert made["token"] not in json.dumps(listed)
+
+        run_cli(server, "tokens", "revoke", made["id"])
+        deadline = time.monotonic() + 1
+        while requests.get(f"{server.base_url}/api/v1/ping-auth", headers=headers, timeout=10).status_code != 401:
+            assert time.monotonic() < deadline, "the server still accepts a token the CLI revoked"
+            time.sleep(0.02)
+        revoked = json.loads(run_cli(server, "tokens", "list", email, "--json").stdout)["tokens"]
+        assert revoked[0]["active"] is False and revoked[0]["invalidatedAt"] is not None
+        assert "no such API token" in run_cli(server, "tokens", "revoke", made["id"], expect=1).stderr

@@ -232,6 +232,8 @@ import TesseraCore
         }
         #expect(try Configuration.fromEnvironment(["TESSERA_METRICS_TOKEN": Self.metricsToken]).metricsToken == Self.metricsToken)
         #expect(throws: ConfigurationError.self) { try Configuration.fromEnvironment(["LOG_FORMAT": "xml"]) }
+        // One no bearer header could carry.
+        #expect(throws: ConfigurationError.self) { try Configuration.fromEnvironment(["TESSERA_METRICS_TOKEN": "metrics token 0123456789"]) }
     }
 
     // MARK: Logs

@@ -83,9 +83,8 @@ extension AuthService {
         switch self.apiTokenCache.lookUp(hash) {
         case .known(let known):
             record = known
-        case .aged(let aged):
+        case .aged:
             guard let stored = try await self.store.apiToken(hash: hash) else { throw AuthError.invalidToken(reason: "unknown API token") }
-            _ = aged
             self.apiTokenCache.remember(stored, hash: hash)
             record = stored
         case .unknown:
@@ -150,7 +149,7 @@ public final class APITokenCache: Sendable {
     enum LookUp {
         case known(APITokenRecord)
         /// Known, but read long enough ago to be read again (not rationed: it is a real token).
-        case aged(APITokenRecord)
+        case aged
         case unknown
         case notSeen
     }
@@ -186,7 +185,7 @@ public final class APITokenCache: Sendable {
     func lookUp(_ hash: String, at now: ContinuousClock.Instant = .now) -> LookUp {
         self.state.withLock { state in
             if let known = state.known[hash] {
-                return known.readAt.duration(to: now) < self.lifetime ? .known(known.record) : .aged(known.record)
+                return known.readAt.duration(to: now) < self.lifetime ? .known(known.record) : .aged
             }
             return state.unknown.contains(hash) ? .unknown : .notSeen
         }

@@ -52,8 +52,7 @@ extension AuthService {
                 caller = try await self.authenticate(apiToken: token)
             } catch AuthError.revocationIndexStale {
                 throw AuthError.revocationIndexStale
-            } catch let error as AuthError {
-                _ = error
+            } catch is AuthError {
                 return nil
             }
             guard let username = try await self.username(of: caller.userId) else { return nil }

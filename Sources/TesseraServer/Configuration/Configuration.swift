@@ -227,6 +227,10 @@ public struct Configuration: Sendable {
         if let token = self.metricsToken, token.count < Self.minimumMetricsTokenLength {
             throw ConfigurationError("TESSERA_METRICS_TOKEN must be at least \(Self.minimumMetricsTokenLength) characters; it has \(token.count)")
         }
+        // What a bearer header can carry (RFC 6750): a token with a space or beyond ASCII could never be presented.
+        if let token = self.metricsToken, !token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            throw ConfigurationError("TESSERA_METRICS_TOKEN must be visible ASCII characters, without spaces")
+        }
         // What a follower knows is as old as the last publication: a longer interval would eat the staleness bound.
         if self.feedBatchInterval < .milliseconds(10) || self.feedBatchInterval > .seconds(1) {
             throw ConfigurationError("TESSERA_FEED_BATCH must be from 10ms to 1s")

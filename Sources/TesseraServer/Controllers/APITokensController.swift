@@ -47,18 +47,18 @@ struct APITokensController {
     }
 }
 
-/// One API token as listed (never its secret).
-struct APITokenResponse: Encodable, Sendable {
-    var id: String
-    var name: String
-    var createdAt: String
-    var lastUsedAt: String?
-    var expiresAt: String
-    var invalidatedAt: String?
+/// One API token as listed (never its secret): by the API and by `tessera tokens list --json`.
+public struct APITokenResponse: Encodable, Sendable {
+    public var id: String
+    public var name: String
+    public var createdAt: String
+    public var lastUsedAt: String?
+    public var expiresAt: String
+    public var invalidatedAt: String?
     /// Whether it is accepted now (not expired, not revoked on its own nor by a cut of its user or of everyone).
-    var active: Bool
+    public var active: Bool
 
-    init(_ record: APITokenRecord, active: Bool) {
+    public init(_ record: APITokenRecord, active: Bool) {
         self.id = record.id.lowercasedString
         self.name = record.name
         self.createdAt = iso8601(record.createdAt)
@@ -71,7 +71,7 @@ struct APITokenResponse: Encodable, Sendable {
     enum CodingKeys: String, CodingKey { case id, name, createdAt, lastUsedAt, expiresAt, invalidatedAt, active }
 
     // `null`s written out: a client sees every field of the contract.
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(self.id, forKey: .id)
         try container.encode(self.name, forKey: .name)
@@ -87,15 +87,15 @@ struct APITokenListResponse: ResponseEncodable {
     var tokens: [APITokenResponse]
 }
 
-/// The answer of a creation: the secret, shown this once.
-struct CreatedAPITokenResponse: ResponseEncodable {
-    var token: String
-    var id: String
-    var name: String
-    var createdAt: String
-    var expiresAt: String
+/// The answer of a creation: the secret, shown this once (the API's answer and `tessera tokens create --json`).
+public struct CreatedAPITokenResponse: ResponseEncodable {
+    public var token: String
+    public var id: String
+    public var name: String
+    public var createdAt: String
+    public var expiresAt: String
 
-    init(token: String, _ record: APITokenRecord) {
+    public init(token: String, _ record: APITokenRecord) {
         self.token = token
         self.id = record.id.lowercasedString
         self.name = record.name

@@ -128,12 +128,14 @@ struct MetricsController: Sendable {
         )
     }
 
+    /// The token of the one `Authorization: Bearer` header, read by the same parser as every bearer route.
     static func bearer(_ request: Request) -> String? {
-        let values = request.headers[values: .authorization]
-        guard values.count == 1, let value = values.first else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1]).trimmingCharacters(in: .whitespaces)
+        let fields = request.headers.filter { $0.name == .authorization }
+        guard fields.count == 1, let field = fields.first else { return nil }
+        return field.withUnsafeBytesOfValue { header in
+            guard case .token(let range) = BearerToken.parse(header) else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: header[range]), as: UTF8.self)
+        }
     }
 
     static let refused = ProblemError(
